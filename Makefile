@@ -1,0 +1,30 @@
+# The targets the README names. Each installs what it needs into .venv on a fresh machine.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test bench emulator clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Until the Dagster demo lands, the demo is the Salesforce emulator on https://127.0.0.1:8443.
+demo: $(STAMP)
+	$(BIN)/passwork emulator --data .passwork/emulator
+
+# The whole suite in UTC, then the date-sensitive tests again in Asia/Tokyo (exit 5 = none selected).
+test: $(STAMP)
+	TZ=UTC $(BIN)/python -m pytest
+	TZ=Asia/Tokyo $(BIN)/python -m pytest -m dates || test $$? -eq 5
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .passwork .pytest_cache

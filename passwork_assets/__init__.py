@@ -1,0 +1,1 @@
+"""Passwork: keeps Salesforce in step with PostgreSQL, as a Dagster code location."""

@@ -1,0 +1,1 @@
+"""Fixtures for the demo and the tests: an embedded PostgreSQL server and sample data."""
