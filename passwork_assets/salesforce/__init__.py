@@ -1,0 +1,1 @@
+"""Salesforce side of the sync: describe model, client, loading."""
