@@ -1,0 +1,361 @@
+"""The run of the flows: extract, transform, diff, load, and account for every row.
+
+The Dagster assets, the CLI and the tests all call `run_flows`. Order of a run: objects parents first
+(`MappingSet.object_order()`), and each flow in its own advisory lock. Per flow:
+
+1. extract the rows past the flow's cursor (or all with `full`) in bounded chunks;
+2. build Salesforce records; rows that fail pre-validation become rejects without an API call;
+3. keep only new or changed rows (row hash versus what Salesforce last accepted);
+4. load them (Bulk 2.0 or Collections), read every result, retry what can be retried;
+5. record hashes of accepted rows, rejects with Salesforce's reasons, and only then move the cursor —
+   and only past rows that were written or kept as rejects;
+6. re-send rows held back earlier for a reason that can clear (a parent that did not exist yet, a lock).
+
+A crash anywhere leaves the cursor behind the unfinished chunk, so a rerun sends those rows again; the
+upsert on the External ID makes that harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from passwork_assets.mapping.models import FlowMapping, MappingSet
+from passwork_assets.salesforce.client import (
+    ApiBudgetExhausted,
+    RequestRejected,
+    SalesforceClient,
+    SalesforceUnavailable,
+)
+from passwork_assets.salesforce.describe import ObjectDescribe
+from passwork_assets.salesforce.loader import KEY_COLUMN, LoadOptions, LoadResult, load_records
+from passwork_assets.source.connect import open_connection
+from passwork_assets.source.extract import stream_frames
+from passwork_assets.source.query import build_extract_query
+from passwork_assets.state.store import StateStore
+from passwork_assets.sync.results import FlowRunResult
+from passwork_assets.sync.settings import SyncSettings
+from passwork_assets.transform import Reject, build_records
+
+log = logging.getLogger(__name__)
+
+HASH_COLUMN = "__hash"
+PREVIEW_ROWS = 20
+# Rejects that can clear without a change in the source: the parent may arrive, the lock may free up.
+_RETRYABLE_REJECT_CODES = frozenset({"UNABLE_TO_LOCK_ROW", "UNPROCESSED", "PARENT_NOT_FOUND"})
+
+
+class FlowSelectionError(ValueError):
+    """`--flow` named a flow that no mapping file defines."""
+
+
+def is_missing_parent(code: str | None, message: str | None) -> bool:
+    """Salesforce's answer for a child whose parent External ID does not exist (yet)."""
+    return code == "INVALID_FIELD" and (message or "").startswith("Foreign key external ID")
+
+
+def _retryable(code: str | None, message: str | None) -> bool:
+    return code in _RETRYABLE_REJECT_CODES or is_missing_parent(code, message)
+
+
+def ordered_flows(mappings: MappingSet, names: Sequence[str] | None) -> list[FlowMapping]:
+    """The chosen flows (default all), parents' objects first, file order within an object."""
+    if names:
+        unknown = sorted(set(names) - set(mappings.flows))
+        if unknown:
+            raise FlowSelectionError(
+                f"no flow named {', '.join(unknown)}; flows: {', '.join(sorted(mappings.flows))}"
+            )
+    chosen = set(names) if names else set(mappings.flows)
+    order: list[FlowMapping] = []
+    for obj in mappings.object_order():
+        order.extend(f for f in mappings.flows_for_object(obj) if f.flow in chosen)
+    return order
+
+
+def run_flows(mappings: MappingSet, *, flows: Sequence[str] | None = None, full: bool = False,
+              dry_run: bool = False, settings: SyncSettings, client: SalesforceClient | None = None,
+              state: StateStore | None = None) -> list[FlowRunResult]:
+    """Run the chosen flows parents first and return one result per flow.
+
+    A flow that fails does not stop its siblings, except when Salesforce is out of reach or out of API
+    budget: then the remaining flows are reported as not run.
+    """
+    plan = ordered_flows(mappings, flows)
+    if client is None:
+        from passwork_assets.salesforce.settings import SalesforceSettings
+
+        client = SalesforceClient(SalesforceSettings.from_env())
+    if state is None:
+        state = StateStore(settings.state_url)
+    state.migrate()
+    results: list[FlowRunResult] = []
+    stop_reason: str | None = None
+    for flow in plan:
+        if stop_reason is not None:
+            results.append(_result_for(flow, dry_run, status="failed", error=f"not run: {stop_reason}"))
+            continue
+        result = FlowRun(flow, mappings, client=client, state=state, settings=settings,
+                         full=full, dry_run=dry_run).run()
+        results.append(result)
+        if result.status != "ok" and result.error and result.error.startswith(("Salesforce:", "API budget:")):
+            stop_reason = result.error
+    return results
+
+
+def _result_for(flow: FlowMapping, dry_run: bool, **extra: Any) -> FlowRunResult:
+    return FlowRunResult(flow=flow.flow, object=flow.target.object, mapping_file=str(flow.path),
+                         mapping_hash=flow.content_hash, dry_run=dry_run, **extra)
+
+
+@dataclass
+class _CursorTracker:
+    """The furthest cursor value that is safe to store after each chunk.
+
+    Rows arrive ordered by the cursor column. After a chunk, every row with a cursor value below the chunk's
+    last value is finished, but rows sharing the last value may continue in the next chunk, so only the
+    largest value strictly below it is safe; at the end of the stream the last value itself is.
+    """
+
+    column: str | None
+    safe: Any = None
+    last: Any = None
+
+    def observe(self, frame: pl.DataFrame) -> None:
+        if not self.column or frame.height == 0 or self.column not in frame.columns:
+            return
+        values = frame.get_column(self.column).drop_nulls()
+        if values.len() == 0:
+            return
+        chunk_last = values.max()
+        below = values.filter(values < chunk_last)
+        if below.len():
+            candidate = below.max()
+            self.safe = candidate if self.safe is None or candidate > self.safe else self.safe
+        if self.last is not None and self.last < chunk_last:
+            self.safe = self.last if self.safe is None or self.last > self.safe else self.safe
+        self.last = chunk_last if self.last is None or chunk_last > self.last else self.last
+
+
+class FlowRun:
+    """One flow's run; `run()` never raises for a data or Salesforce problem, it reports it."""
+
+    def __init__(self, flow: FlowMapping, mappings: MappingSet, *, client: SalesforceClient, state: StateStore,
+                 settings: SyncSettings, full: bool, dry_run: bool) -> None:
+        self.flow = flow
+        self.mappings = mappings
+        self.client = client
+        self.state = state
+        self.settings = settings
+        self.full = full
+        self.dry_run = dry_run
+        self.result = _result_for(flow, dry_run)
+        self.seen_keys: set[str] = set()
+        self.run_id: Any = None
+
+    # -- the run ---------------------------------------------------------------------------------------
+
+    def run(self) -> FlowRunResult:
+        started = time.monotonic()
+        calls_before = self.client.usage.calls
+        try:
+            with self.state.flow_lock(self.flow.flow):
+                if not self.dry_run:
+                    self.run_id = self.state.start_run(self.flow.flow)
+                try:
+                    self._run_locked()
+                finally:
+                    self._finish(started, calls_before)
+        except ApiBudgetExhausted as exc:
+            self._fail(f"API budget: {exc}")
+        except SalesforceUnavailable as exc:
+            self._fail(f"Salesforce: {exc}")
+        except RequestRejected as exc:
+            self._fail(f"Salesforce refused a request: {exc}")
+        except Exception as exc:  # reported as a failed flow with its message; the run goes on to the next flow
+            log.exception("flow %s failed", self.flow.flow)
+            self._fail(f"{type(exc).__name__}: {exc}")
+        self.result.duration_s = round(time.monotonic() - started, 3)
+        self.result.api_calls_used = self.client.usage.calls - calls_before
+        self.result.api_remaining = self.client.usage.remaining
+        return self.result
+
+    def _fail(self, message: str) -> None:
+        self.result.status = "failed"
+        self.result.error = message
+        if self.run_id is not None:
+            self.state.finish_run(self.run_id, self.result.to_dict())
+
+    def _finish(self, started: float, calls_before: int) -> None:
+        self.result.duration_s = round(time.monotonic() - started, 3)
+        self.result.api_calls_used = self.client.usage.calls - calls_before
+        self.result.api_remaining = self.client.usage.remaining
+        if self.run_id is not None:
+            self.state.finish_run(self.run_id, self.result.to_dict())
+
+    def _run_locked(self) -> None:
+        flow = self.flow
+        describe = self.client.describe(flow.target.object)
+        parents = {
+            link.parent_object: self.client.describe(link.parent_object)
+            for link in flow.parent_links
+            if link.parent_object
+        }
+        cursor_before = None if self.full else self.state.get_cursor(flow.flow)
+        self.result.cursor_before = None if cursor_before is None else str(cursor_before)
+        query = build_extract_query(flow, cursor_value=cursor_before)
+        self.result.sql = query.sql
+        self.result.sql_params = dict(query.params)
+        tracker = _CursorTracker(flow.source.cursor)
+        connection = self.mappings.connections[flow.source.connection]
+        with open_connection(connection) as conn:
+            for frame in stream_frames(conn, query, chunk_rows=self.settings.chunk_rows,
+                                       statement_timeout_s=connection.statement_timeout_s):
+                self.result.extracted += frame.height
+                self._process_chunk(frame, describe, parents)
+                tracker.observe(frame)
+                if not self.dry_run and tracker.safe is not None:
+                    self.state.set_cursor(flow.flow, tracker.safe)
+        if not self.dry_run and tracker.last is not None:
+            self.state.set_cursor(flow.flow, tracker.last)
+        self.result.cursor_after = None if tracker.last is None else str(tracker.last)
+        self._retry_held_back(describe)
+
+    def _process_chunk(self, frame: pl.DataFrame, describe: ObjectDescribe,
+                       parents: dict[str, ObjectDescribe]) -> None:
+        transformed = build_records(frame, self.flow, describe, parents)
+        records = transformed.records
+        rejects = list(transformed.rejects)
+        records, cross_chunk = self._drop_keys_seen_earlier(records)
+        rejects.extend(cross_chunk)
+        self._keep_rejects(rejects)
+        if records.height == 0:
+            return
+        if self.full:
+            changed = records
+        else:
+            keys = records.get_column(KEY_COLUMN).to_list()
+            hashes = records.get_column(HASH_COLUMN).to_list()
+            changed_keys = self.state.changed_keys(self.flow.flow, keys, hashes)
+            changed = records.filter(pl.col(KEY_COLUMN).is_in(pl.Series(list(changed_keys), dtype=pl.Utf8).implode()))
+        self.result.changed += changed.height
+        if self.dry_run or changed.height == 0:
+            return
+        self._load(changed, describe)
+
+    def _drop_keys_seen_earlier(self, records: pl.DataFrame) -> tuple[pl.DataFrame, list[Reject]]:
+        """A key already sent by an earlier chunk of this run is a duplicate; it is rejected, not sent twice."""
+        keys = records.get_column(KEY_COLUMN).to_list()
+        repeated = [k for k in keys if k in self.seen_keys]
+        self.seen_keys.update(keys)
+        if not repeated:
+            return records, []
+        dupes = records.filter(pl.col(KEY_COLUMN).is_in(pl.Series(repeated, dtype=pl.Utf8).implode()))
+        rejects = [
+            Reject(flow=self.flow.flow, key=row[KEY_COLUMN], code="DUPLICATE_EXTERNAL_ID",
+                   message=f"{self.flow.target.external_id} {row[KEY_COLUMN]!r} appears more than once in the "
+                           "source; the first occurrence was sent, this one was not",
+                   field=self.flow.target.external_id, value=row[KEY_COLUMN], row=row)
+            for row in dupes.to_dicts()
+        ]
+        return records.filter(~pl.col(KEY_COLUMN).is_in(pl.Series(repeated, dtype=pl.Utf8).implode())), rejects
+
+    def _load(self, changed: pl.DataFrame, describe: ObjectDescribe) -> None:
+        target = self.flow.target
+        options = LoadOptions(
+            operation=target.operation,
+            external_id=target.external_id,
+            bulk_threshold=target.bulk_threshold or 2000,
+            serial=target.serial,
+            parent_sort_columns=[link.target for link in self.flow.parent_links],
+            lock_retries=self.settings.lock_retries,
+            retry_base_delay_s=self.settings.retry_base_delay_s,
+            poll_s=self.settings.bulk_poll_s,
+            job_timeout_s=self.settings.job_timeout_s,
+        )
+        estimate = 8 if changed.height >= options.bulk_threshold and not options.serial else -(-changed.height // 200)
+        self.client.ensure_budget(estimate, self.settings.api_reserve,
+                                  f"sending {changed.height} {target.object} rows of flow {self.flow.flow}")
+        loaded = load_records(self.client, target.object, changed, options, describe)
+        self._account(loaded, changed)
+
+    def _account(self, loaded: LoadResult, sent: pl.DataFrame) -> None:
+        """Record what Salesforce accepted and keep every failure as a reject with its reason."""
+        self.result.sent += sent.height
+        self.result.created += loaded.created
+        self.result.updated += loaded.updated
+        self.result.bulk_job_ids.extend(loaded.bulk_job_ids)
+        if loaded.mode not in self.result.load_modes:
+            self.result.load_modes.append(loaded.mode)
+        if self.run_id is not None:
+            for job_id in loaded.bulk_job_ids:
+                self.state.add_bulk_job(self.run_id, job_id, self.flow.target.object, self.flow.target.operation)
+        accepted = {o.key for o in loaded.outcomes if o.success}
+        accounted = accepted | {o.key for o in loaded.failed}
+        unaccounted = [k for k in sent.get_column(KEY_COLUMN).to_list() if k not in accounted]
+        if unaccounted:
+            # Never silently lose a row: a row Salesforce said nothing about is a failure of the run.
+            raise RuntimeError(
+                f"Salesforce returned no result for {len(unaccounted)} rows (e.g. {unaccounted[:3]}); "
+                "they stay unsynced and will be sent again"
+            )
+        if accepted:
+            ok = sent.filter(pl.col(KEY_COLUMN).is_in(pl.Series(list(accepted), dtype=pl.Utf8).implode()))
+            keys = ok.get_column(KEY_COLUMN).to_list()
+            self.state.record_accepted(self.flow.flow, keys, ok.get_column(HASH_COLUMN).to_list())
+            self.state.clear_rejects(self.flow.flow, keys)
+        failed = loaded.failed
+        if failed:
+            rows = {r[KEY_COLUMN]: r for r in sent.filter(
+                pl.col(KEY_COLUMN).is_in(pl.Series([o.key for o in failed], dtype=pl.Utf8).implode())).to_dicts()}
+            rejects = []
+            for outcome in failed:
+                row = rows.get(outcome.key, {})
+                code = outcome.code or "UNKNOWN_ERROR"
+                if is_missing_parent(outcome.code, outcome.message):
+                    code = "PARENT_NOT_FOUND"
+                rejects.append(Reject(
+                    flow=self.flow.flow, key=outcome.key, code=code,
+                    message=f"{outcome.code}: {outcome.message}" if code != outcome.code else (outcome.message or ""),
+                    field=outcome.fields or None,
+                    value=str(row.get(outcome.fields)) if outcome.fields and outcome.fields in row else None,
+                    row=row,
+                ))
+            self._keep_rejects(rejects)
+
+    def _keep_rejects(self, rejects: Iterable[Reject]) -> None:
+        rejects = list(rejects)
+        if not rejects:
+            return
+        self.result.rejected += len(rejects)
+        for reject in rejects[: max(0, PREVIEW_ROWS - len(self.result.rejects_preview))]:
+            self.result.rejects_preview.append({
+                "key": reject.key, "code": reject.code, "field": reject.field,
+                "value": reject.value, "message": reject.message,
+            })
+        if not self.dry_run:
+            self.state.put_rejects(self.flow.flow, rejects)
+
+    def _retry_held_back(self, describe: ObjectDescribe) -> None:
+        """Send again the rows held back for a reason that can clear, unless this run already handled them."""
+        if self.dry_run:
+            return
+        pending = [
+            r for r in self.state.rejects(self.flow.flow)
+            if _retryable(r.get("code"), r.get("message"))
+            and r.get("key") not in self.seen_keys
+            and isinstance(r.get("row"), dict) and r["row"].get(KEY_COLUMN) is not None
+        ]
+        if not pending:
+            return
+        rows = [{k: (None if v is None else str(v)) for k, v in r["row"].items()} for r in pending]
+        frame = pl.DataFrame(rows, schema={k: pl.Utf8 for k in rows[0]})
+        self.result.retried_rejects += frame.height
+        # They were counted as rejects when first held back; this run counts what happens to them now.
+        self._load(frame, describe)
+
