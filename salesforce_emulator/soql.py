@@ -771,6 +771,11 @@ class QueryResult:
     _paths: list[FieldPath] = field(default_factory=list, repr=False)
     _getters: list[Callable[[Any], Any]] = field(default_factory=list, repr=False)
 
+    @property
+    def row_count(self) -> int:
+        """How many records ``records()`` pages through (0 for ``COUNT()``, whose answer is total_size)."""
+        return len(self._rows)
+
     def records(self, api_version: str, start: int = 0, stop: int | None = None) -> list[dict]:
         """Rows ``start:stop`` in the REST query shape (``attributes``, nested parent objects)."""
         if self.is_count_only:

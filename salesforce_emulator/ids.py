@@ -1,0 +1,77 @@
+"""Salesforce record Ids: 15-character case-sensitive Ids and their 18-character checksummed form.
+
+An Id is a 3-character key prefix (the object), a 2-character instance code, a reserved ``0`` and a
+9-character base-62 serial. The 18-character form appends one character per 5-character chunk whose
+bits mark the upper-case letters of that chunk.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+
+_SUFFIX_ALPHABET = string.ascii_uppercase + "012345"
+# Salesforce's base-62 order: digits, upper case, lower case.
+_BASE62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
+_ID_PATTERN = re.compile(r"^[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?$")
+# A fixed pod code makes the Ids look like one real org's.
+INSTANCE_CODE = "5g"
+SERIAL_WIDTH = 9
+
+_chunk_cache: dict[str, str] = {}
+
+
+def _chunk_char(chunk: str) -> str:
+    cached = _chunk_cache.get(chunk)
+    if cached is None:
+        bits = 0
+        for position, char in enumerate(chunk):
+            if "A" <= char <= "Z":
+                bits |= 1 << position
+        cached = _SUFFIX_ALPHABET[bits]
+        if len(_chunk_cache) < 1_000_000:
+            _chunk_cache[chunk] = cached
+    return cached
+
+
+def checksum(id15: str) -> str:
+    """The 3-character suffix that turns a 15-character Id into its 18-character form."""
+    return _chunk_char(id15[0:5]) + _chunk_char(id15[5:10]) + _chunk_char(id15[10:15])
+
+
+def to_18(id15: str) -> str:
+    """The 18-character form of a 15-character Id."""
+    return id15 + checksum(id15)
+
+
+def normalize(value: str) -> str | None:
+    """The 18-character Id for a 15- or 18-character Id string, or None if it is malformed.
+
+    An 18-character Id whose suffix does not match its first 15 characters is malformed; the suffix is
+    compared case-insensitively (Salesforce accepts either case there).
+    """
+    if not isinstance(value, str) or not _ID_PATTERN.match(value):
+        return None
+    if len(value) == 15:
+        return to_18(value)
+    head = value[:15]
+    if value[15:].upper() != checksum(head):
+        return None
+    return to_18(head)
+
+
+def serial_to_text(serial: int) -> str:
+    """A serial number in Salesforce base 62, zero-padded to the serial width."""
+    digits = []
+    while serial:
+        serial, rest = divmod(serial, 62)
+        digits.append(_BASE62[rest])
+    text = "".join(reversed(digits))
+    if len(text) > SERIAL_WIDTH:
+        raise ValueError("record serial out of range")
+    return text.rjust(SERIAL_WIDTH, "0")
+
+
+def make_id(key_prefix: str, serial: int) -> str:
+    """The 18-character Id of record number ``serial`` of the object with ``key_prefix``."""
+    return to_18(f"{key_prefix}{INSTANCE_CODE}0{serial_to_text(serial)}")

@@ -1,0 +1,663 @@
+"""The org: the one write path (validation + storage) shared by REST, sObject Collections and Bulk 2.0.
+
+``Org.write_many`` validates a batch of rows against the schema, resolves parent links by External ID
+with one indexed lookup per parent key set, matches existing records, and writes everything in one SQLite
+transaction. Outcomes come back one per input row, in order.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from salesforce_emulator import ids
+from salesforce_emulator.errors import ALL_OR_NONE_ROLLED_BACK, RecordError, SalesforceError
+from salesforce_emulator.faults import Faults
+from salesforce_emulator.schema import FieldDef, ObjectDef, OrgSchema
+from salesforce_emulator.store import FIRST_SERIAL, Store, match_key
+from salesforce_emulator.values import Converter, InvalidValue, TypeMismatch, converter_for, now_datetime, type_error
+
+OPERATIONS = ("insert", "update", "upsert", "delete", "hardDelete")
+VALUE_FORMATS = ("json", "csv")
+# Bulk CSV: this cell value sets a field to null (an empty cell leaves it as is).
+CSV_NULL = "#N/A"
+
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_loads = json.loads
+
+
+@dataclass
+class WriteOutcome:
+    """The result of one input row: the record Id (None if unknown), whether it was created, the error."""
+
+    id: str | None
+    created: bool
+    error: RecordError | None
+
+
+# Kinds of column in a row plan.
+_SKIP, _ID, _FIELD, _PARENT_EXT, _JSON_PARENT, _UNKNOWN, _BAD_PARENT = range(7)
+
+
+class _Column:
+    __slots__ = ("key", "kind", "field", "convert", "index", "parent_obj", "parent_field", "error")
+
+    def __init__(self, key: str, kind: int, index: int, field: FieldDef | None = None, convert: Converter | None = None,
+                 parent_obj: ObjectDef | None = None, parent_field: FieldDef | None = None,
+                 error: RecordError | None = None) -> None:
+        self.key = key
+        self.kind = kind
+        self.index = index
+        self.field = field
+        self.convert = convert
+        self.parent_obj = parent_obj
+        self.parent_field = parent_field
+        self.error = error
+
+
+@dataclass
+class _Pending:
+    """One row in flight through write_many."""
+
+    values: dict[str, Any]
+    target: str | None = None  # the Id named by the row (update/delete, upsert by Id)
+    key: str | None = None  # the upsert match key
+    key_text: str | None = None  # the upsert key as sent, for messages
+    existing: str | None = None  # the matched record's Id
+    existing_data: str | None = None
+    error: RecordError | None = None
+    touched_not_createable: str | None = None
+    touched_not_updateable: str | None = None
+
+
+def _invalid_field(obj: ObjectDef, name: str) -> RecordError:
+    return RecordError("INVALID_FIELD", f"No such column '{name}' on sobject of type {obj.name}", [])
+
+
+def _not_writable(name: str) -> RecordError:
+    return RecordError(
+        "INVALID_FIELD_FOR_INSERT_UPDATE",
+        f"Unable to create/update fields: {name}. Please check the security settings of this field and verify that "
+        "it is read/write for your profile or permission set.",
+        [name],
+    )
+
+
+def _not_indexed(obj: ObjectDef, name: str) -> RecordError:
+    return RecordError(
+        "INVALID_FIELD",
+        f"Invalid field for upsert, must be an External Id custom or standard indexed field: {name} ({obj.name})", []
+    )
+
+
+def _foreign_key_missing(value: str, f: FieldDef, parent: ObjectDef) -> RecordError:
+    return RecordError("INVALID_FIELD", f"Foreign key external ID: {value} not found for field {f.name} in entity "
+                                        f"{parent.name}", [])
+
+
+def _cross_reference() -> RecordError:
+    return RecordError("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", [])
+
+
+_ENTITY_DELETED = RecordError("ENTITY_IS_DELETED", "entity is deleted", [])
+_LOCKED = RecordError("UNABLE_TO_LOCK_ROW", "unable to obtain exclusive access to this record", [])
+
+
+class Org:
+    """A Salesforce org: its schema and its records."""
+
+    def __init__(self, schema: OrgSchema, store: Store, faults: Faults | None = None) -> None:
+        self.schema = schema
+        self.store = store
+        self.faults = faults or Faults()
+        self._plans: dict[tuple[str, str, str, tuple[str, ...]], list[_Column]] = {}
+        self._converters: dict[tuple[str, str], Converter] = {}
+        self._templates: dict[str, dict[str, None]] = {
+            o.name: dict.fromkeys(o.fields) for o in schema.objects.values()
+        }
+
+    # -- reads ------------------------------------------------------------------------------------------
+
+    def _record(self, obj: ObjectDef, data: str) -> dict[str, Any]:
+        record = dict(self._templates[obj.name])
+        record.update(_loads(data))
+        return record
+
+    def get(self, obj: str, record_id: str, *, include_deleted: bool = False) -> dict | None:
+        """The record with this 15- or 18-character Id, or None (also None for a deleted record by default)."""
+        odef = self.schema.object(obj)
+        full = ids.normalize(record_id)
+        if full is None:
+            return None
+        found = self.store.fetch_by_ids(odef.name, [full]).get(full)
+        if found is None or (found[0] and not include_deleted):
+            return None
+        return self._record(odef, found[1])
+
+    def iter_records(self, obj: str, *, include_deleted: bool = False) -> Iterator[dict]:
+        """Every record of ``obj`` in creation order: API field name -> value, every field present (None if unset)."""
+        odef = self.schema.object(obj)
+        template = self._templates[odef.name]
+        for data in self.store.iter_data(odef.name, include_deleted=include_deleted):
+            record = dict(template)
+            record.update(_loads(data))
+            yield record
+
+    def find_by_external_id(self, obj: str, field: str, value: str) -> list[dict]:
+        """Live records whose External ID / indexed ``field`` matches ``value`` (as upsert matches)."""
+        odef = self.schema.object(obj)
+        f = odef.field(field)
+        if f is None:
+            return []
+        if f.type == "id":
+            record = self.get(odef.name, value)
+            return [record] if record else []
+        key = match_key(f, value)
+        if key is None:
+            return []
+        if f.external_id or f.unique:
+            matches = self.store.fetch_by_keys(odef.name, f, [key]).get(key, [])
+            return [self._record(odef, data) for _, data in matches if data is not None]
+        return [r for r in self.iter_records(odef.name) if match_key(f, r.get(f.name)) == key]
+
+    def count(self, obj: str, *, include_deleted: bool = False) -> int:
+        return self.store.count(self.schema.object(obj).name, include_deleted=include_deleted)
+
+    def reset(self) -> None:
+        """Delete every record: the org is empty again."""
+        self.store.reset()
+
+    # -- the write path -----------------------------------------------------------------------------------
+
+    def _converter(self, f: FieldDef, obj: ObjectDef) -> Converter:
+        key = (obj.name, f.name)
+        found = self._converters.get(key)
+        if found is None:
+            found = self._converters[key] = converter_for(f)
+        return found
+
+    def _plan(self, obj: ObjectDef, operation: str, value_format: str, keys: tuple[str, ...]) -> list[_Column]:
+        cache_key = (obj.name, operation, value_format, keys)
+        plan = self._plans.get(cache_key)
+        if plan is not None:
+            return plan
+        plan = []
+        for index, key in enumerate(keys):
+            lower = key.lower()
+            if lower == "attributes" and value_format == "json":
+                plan.append(_Column(key, _SKIP, index))
+            elif lower == "id":
+                plan.append(_Column(key, _ID, index))
+            elif "." in key and value_format == "csv":
+                rel_name, _, parent_field_name = key.partition(".")
+                rel = obj.relationship(rel_name)
+                if rel is None or "." in parent_field_name:
+                    plan.append(_Column(key, _UNKNOWN, index, error=_invalid_field(obj, key)))
+                    continue
+                parent = self.schema.object(rel.reference_to[0])
+                pf = parent.field(parent_field_name)
+                if pf is None:
+                    plan.append(_Column(key, _BAD_PARENT, index, error=_invalid_field(parent, parent_field_name)))
+                elif not pf.id_lookup:
+                    plan.append(_Column(key, _BAD_PARENT, index, error=_not_indexed(parent, pf.name)))
+                else:
+                    plan.append(_Column(key, _PARENT_EXT, index, field=rel, parent_obj=parent, parent_field=pf))
+            else:
+                f = obj.field(key)
+                if f is not None:
+                    plan.append(_Column(key, _FIELD, index, field=f, convert=self._converter(f, obj)))
+                    continue
+                rel = obj.relationship(key) if value_format == "json" else None
+                if rel is not None:
+                    plan.append(_Column(key, _JSON_PARENT, index, field=rel,
+                                        parent_obj=self.schema.object(rel.reference_to[0])))
+                else:
+                    plan.append(_Column(key, _UNKNOWN, index, error=_invalid_field(obj, key)))
+        if len(self._plans) > 1000:
+            self._plans.clear()
+        self._plans[cache_key] = plan
+        return plan
+
+    def write_many(
+        self,
+        obj: str,
+        operation: str,
+        rows: Sequence[Mapping[str, Any]],
+        *,
+        external_id_field: str | None = None,
+        all_or_none: bool = False,
+        value_format: str = "json",
+    ) -> list[WriteOutcome]:
+        """Insert, update, upsert, delete or hardDelete ``rows`` of ``obj``; one outcome per row, in order.
+
+        ``value_format`` "json": typed values, parent links as ``{"Rel": {"ExtField": value}}``, null clears.
+        ``value_format`` "csv": strings, parent links as ``Rel.ExtField`` keys, "" leaves a field as is (null on
+        insert), ``#N/A`` clears. With ``all_or_none`` nothing is written unless every row succeeds.
+        Raises SalesforceError for a request-level problem (unknown object, operation or upsert field).
+        """
+        try:
+            odef = self.schema.object(obj)
+        except KeyError:
+            raise SalesforceError(404, "NOT_FOUND", "The requested resource does not exist") from None
+        if operation not in OPERATIONS:
+            raise ValueError(f"operation {operation!r} is not one of {', '.join(OPERATIONS)}")
+        if value_format not in VALUE_FORMATS:
+            raise ValueError(f"value_format {value_format!r} is not one of {', '.join(VALUE_FORMATS)}")
+        upsert_field: FieldDef | None = None
+        if operation == "upsert":
+            if not external_id_field:
+                raise SalesforceError(400, "MISSING_ARGUMENT", "External ID field not specified for upsert")
+            upsert_field = odef.field(external_id_field)
+            if upsert_field is None:
+                raise SalesforceError(400, "INVALID_FIELD", _invalid_field(odef, external_id_field).message)
+            if not upsert_field.id_lookup:
+                raise SalesforceError(400, "INVALID_FIELD", _not_indexed(odef, upsert_field.name).message)
+        with self.store.lock:
+            return self._write_locked(odef, operation, rows, upsert_field, all_or_none, value_format)
+
+    def _write_locked(self, odef: ObjectDef, operation: str, rows: Sequence[Mapping[str, Any]],
+                      upsert_field: FieldDef | None, all_or_none: bool, value_format: str) -> list[WriteOutcome]:
+        pending = self._read_rows(odef, operation, rows, upsert_field, value_format)
+        if operation in ("delete", "hardDelete"):
+            self._match_by_id(odef, pending, operation)
+        else:
+            self._resolve_parents(odef, pending)
+            if operation == "update":
+                self._match_by_id(odef, pending, operation)
+            elif operation == "upsert":
+                assert upsert_field is not None
+                self._match_upsert(odef, pending, upsert_field)
+            self._check_rows(odef, operation, pending, upsert_field)
+        if self.faults.lock_fault_active(odef.name):
+            for p in pending:
+                if p.error is None and self.faults.lock_row():
+                    p.error = _LOCKED
+        if all_or_none and any(p.error is not None for p in pending):
+            return [WriteOutcome(p.existing or p.target, False, p.error or ALL_OR_NONE_ROLLED_BACK) for p in pending]
+        with self.store.transaction():
+            if operation in ("delete", "hardDelete"):
+                return self._delete(odef, pending, hard=operation == "hardDelete")
+            return self._save(odef, pending)
+
+    # Phase 1: read every row into typed values.
+    def _read_rows(self, odef: ObjectDef, operation: str, rows: Sequence[Mapping[str, Any]],
+                   upsert_field: FieldDef | None, value_format: str) -> list[_Pending]:
+        csv = value_format == "csv"
+        deleting = operation in ("delete", "hardDelete")
+        upsert_name = upsert_field.name if upsert_field is not None else None
+        out: list[_Pending] = []
+        append = out.append
+        last_keys: tuple[str, ...] | None = None
+        plan: list[_Column] = []
+        for row in rows:
+            keys = tuple(row)
+            if keys != last_keys:
+                plan = self._plan(odef, operation, value_format, keys)
+                last_keys = keys
+            values: dict[str, Any] = {}
+            p = _Pending(values)
+            append(p)
+            try:
+                for column in plan:
+                    kind = column.kind
+                    raw = row[column.key]
+                    if kind == _FIELD:
+                        if deleting:
+                            continue
+                        f = column.field
+                        if raw is None or raw == "":
+                            if csv:
+                                continue
+                            values[f.name] = None
+                        elif csv and raw == CSV_NULL:
+                            values[f.name] = None
+                        elif f.type == "reference":
+                            values[f.name] = self._reference_id(odef, f, raw)
+                        else:
+                            try:
+                                values[f.name] = column.convert(raw)
+                            except TypeMismatch:
+                                p.error = type_error(f, raw, value_format, column.index)
+                                break
+                    elif kind == _PARENT_EXT:
+                        if raw is None or raw == "" or deleting:
+                            continue
+                        if raw == CSV_NULL:
+                            values[column.field.name] = None
+                        else:
+                            values[column.field.name] = (column.parent_obj, column.parent_field, str(raw))
+                    elif kind == _ID:
+                        if raw is None or raw == "":
+                            continue
+                        full = ids.normalize(raw) if isinstance(raw, str) else None
+                        if full is None or not full.startswith(odef.key_prefix):
+                            p.error = (RecordError("MALFORMED_ID", f"malformed id {raw}", [])
+                                       if deleting else RecordError(
+                                "MALFORMED_ID", f"Record ID: id value of incorrect type: {raw}", ["Id"]))
+                            break
+                        p.target = full
+                    elif kind == _JSON_PARENT:
+                        if raw is None or deleting:
+                            continue
+                        values[column.field.name] = self._json_parent(odef, column, raw)
+                    elif kind == _SKIP:
+                        continue
+                    else:
+                        p.error = column.error
+                        break
+            except InvalidValue as exc:
+                p.error = exc.error
+                continue
+            if p.error is not None:
+                continue
+            if upsert_name is not None:
+                if upsert_name == "Id":
+                    p.key = p.target
+                else:
+                    raw_key = values.get(upsert_name)
+                    if raw_key is None:
+                        p.error = RecordError("MISSING_ARGUMENT", f"{upsert_name} not specified", [])
+                        continue
+                    p.key = match_key(upsert_field, raw_key)
+                    p.key_text = str(raw_key)
+            elif operation == "insert":
+                if p.target is not None:
+                    p.error = RecordError("INVALID_FIELD_FOR_INSERT_UPDATE", "cannot specify Id in an insert call",
+                                          ["Id"])
+            elif p.target is None:
+                verb = "an update" if operation == "update" else "a delete"
+                p.error = RecordError("MISSING_ARGUMENT", f"Id not specified in {verb} call", [])
+        return out
+
+    def _reference_id(self, odef: ObjectDef, f: FieldDef, raw: Any) -> tuple[str, None, str]:
+        full = ids.normalize(raw) if isinstance(raw, str) else None
+        if full is None:
+            raise InvalidValue(RecordError("MALFORMED_ID", f"{f.label}: id value of incorrect type: {raw}", [f.name]))
+        targets = [self.schema.object(t) for t in f.reference_to if self.schema.has_object(t)]
+        for target in targets:
+            if full.startswith(target.key_prefix):
+                return (target.name, None, full)
+        raise InvalidValue(RecordError("FIELD_INTEGRITY_EXCEPTION", f"{f.label}: id value of incorrect type: {raw}",
+                                       [f.name]))
+
+    def _json_parent(self, odef: ObjectDef, column: _Column, raw: Any) -> tuple[ObjectDef, FieldDef | None, str]:
+        parent = column.parent_obj
+        assert parent is not None and column.field is not None
+        if not isinstance(raw, Mapping):
+            raise InvalidValue(RecordError(
+                "INVALID_TYPE_ON_FIELD_IN_RECORD", f"{column.field.label}: value not of required type: {raw}",
+                [column.field.name]))
+        keys = [k for k in raw if k != "attributes"]
+        if len(keys) != 1:
+            raise InvalidValue(RecordError(
+                "INVALID_FIELD", f"More than one External ID field in relationship {column.key}: "
+                                 f"{', '.join(keys)}" if keys else f"No External ID field in relationship {column.key}",
+                []))
+        pf = parent.field(keys[0])
+        if pf is None:
+            raise InvalidValue(_invalid_field(parent, keys[0]))
+        if not pf.id_lookup:
+            raise InvalidValue(_not_indexed(parent, pf.name))
+        value = raw[keys[0]]
+        if value is None or value == "":
+            raise InvalidValue(_foreign_key_missing("", pf, parent))
+        if pf.type == "id":
+            full = ids.normalize(str(value))
+            if full is None:
+                raise InvalidValue(RecordError("MALFORMED_ID", f"{column.field.label}: id value of incorrect type: "
+                                                               f"{value}", [column.field.name]))
+            return (parent, None, full)
+        return (parent, pf, str(value))
+
+    # Phase 2: parent links (by External ID or Id) -> parent Ids, one indexed lookup per parent key set.
+    def _resolve_parents(self, odef: ObjectDef, pending: list[_Pending]) -> None:
+        ref_fields = [f for f in odef.fields.values() if f.type == "reference"]
+        if not ref_fields:
+            return
+        wanted: dict[tuple[str, str | None], set[str]] = {}
+        for p in pending:
+            if p.error is not None:
+                continue
+            for f in ref_fields:
+                link = p.values.get(f.name)
+                if link is None:
+                    continue
+                parent, pf, value = link
+                parent_name = parent if isinstance(parent, str) else parent.name
+                if pf is None:
+                    wanted.setdefault((parent_name, None), set()).add(value)
+                else:
+                    wanted.setdefault((parent_name, pf.name), set()).add(match_key(pf, value))
+        if not wanted:
+            return
+        found: dict[tuple[str, str | None], dict[str, list[str]]] = {}
+        for (parent_name, field_name), keys in wanted.items():
+            if field_name is None or field_name == "Id":
+                live = {rid for rid, (deleted, _) in self.store.fetch_by_ids(parent_name, keys).items() if not deleted}
+                found[(parent_name, field_name)] = {rid: [rid] for rid in live}
+            else:
+                pf = self.schema.object(parent_name).field(field_name)
+                assert pf is not None
+                if pf.external_id or pf.unique:
+                    matches = self.store.fetch_by_keys(parent_name, pf, keys, with_data=False)
+                else:
+                    matches = {}
+                    for record in self.iter_records(parent_name):
+                        key = match_key(pf, record.get(pf.name))
+                        if key in keys:
+                            matches.setdefault(key, []).append((record["Id"], None))
+                found[(parent_name, field_name)] = {k: [rid for rid, _ in v] for k, v in matches.items()}
+        for p in pending:
+            if p.error is not None:
+                continue
+            for f in ref_fields:
+                link = p.values.get(f.name)
+                if link is None:
+                    continue
+                parent, pf, value = link
+                parent_name = parent if isinstance(parent, str) else parent.name
+                if pf is None:
+                    hits = found[(parent_name, None)].get(value)
+                    if not hits:
+                        p.error = _cross_reference()
+                        break
+                else:
+                    hits = found[(parent_name, pf.name)].get(match_key(pf, value))
+                    if not hits:
+                        p.error = _foreign_key_missing(value, pf, self.schema.object(parent_name))
+                        break
+                    if len(hits) > 1:
+                        p.error = RecordError("INVALID_FIELD", f"Foreign key external ID: {value} matched more than 1 "
+                                                               f"record for field {pf.name} in entity {parent_name}", [])
+                        break
+                p.values[f.name] = hits[0]
+
+    # Phase 3: match existing records.
+    def _match_by_id(self, odef: ObjectDef, pending: list[_Pending], operation: str) -> None:
+        targets = [p.target for p in pending if p.error is None and p.target]
+        existing = self.store.fetch_by_ids(odef.name, targets)
+        for p in pending:
+            if p.error is not None or not p.target:
+                continue
+            found = existing.get(p.target)
+            if found is None:
+                p.error = _cross_reference()
+            elif found[0]:
+                p.error = _ENTITY_DELETED
+            else:
+                p.existing, p.existing_data = p.target, found[1]
+
+    def _match_upsert(self, odef: ObjectDef, pending: list[_Pending], f: FieldDef) -> None:
+        if f.type == "id":
+            self._match_by_id(odef, [p for p in pending if p.key], "update")
+            return
+        seen: dict[str, list[_Pending]] = {}
+        for p in pending:
+            if p.error is None and p.key is not None:
+                seen.setdefault(p.key, []).append(p)
+        for key, group in seen.items():
+            if len(group) > 1:
+                for p in group:
+                    p.error = RecordError("DUPLICATE_EXTERNAL_ID", f"Duplicate external id specified: {p.key_text}",
+                                          [f.name])
+        keys = [k for k, g in seen.items() if len(g) == 1]
+        if not keys:
+            return
+        matches = self.store.fetch_by_keys(odef.name, f, keys)
+        for key in keys:
+            hits = matches.get(key)
+            if not hits:
+                continue
+            p = seen[key][0]
+            if len(hits) > 1:
+                p.error = RecordError("DUPLICATE_EXTERNAL_ID", "A user-specified external ID matches more than one "
+                                                               "record during an upsert", [f.name])
+            else:
+                p.existing, p.existing_data = hits[0]
+
+    # Phase 4: what needs the matched record: writability, required fields, unique values.
+    def _check_rows(self, odef: ObjectDef, operation: str, pending: list[_Pending], upsert_field: FieldDef | None
+                    ) -> None:
+        fields = odef.fields
+        required = [f.name for f in fields.values() if f.required_on_create]
+        not_nillable = {f.name for f in fields.values() if not f.nillable and f.type != "boolean"}
+        for p in pending:
+            if p.error is not None:
+                continue
+            creating = p.existing is None
+            for name in p.values:
+                f = fields[name]
+                if (creating and not f.createable) or (not creating and not f.updateable):
+                    p.error = _not_writable(name)
+                    break
+            if p.error is not None:
+                continue
+            if creating:
+                missing = [name for name in required if p.values.get(name) is None]
+            else:
+                missing = [name for name, value in p.values.items() if value is None and name in not_nillable]
+            if missing:
+                p.error = RecordError("REQUIRED_FIELD_MISSING", f"Required fields are missing: [{', '.join(missing)}]",
+                                      missing)
+        self._check_unique(odef, pending, upsert_field)
+
+    def _check_unique(self, odef: ObjectDef, pending: list[_Pending], upsert_field: FieldDef | None) -> None:
+        for f in odef.fields.values():
+            if not f.unique or (upsert_field is not None and f.name == upsert_field.name):
+                continue
+            owners: dict[str, _Pending] = {}
+            for p in pending:
+                if p.error is not None or p.values.get(f.name) is None:
+                    continue
+                key = match_key(f, p.values[f.name])
+                if key in owners:
+                    p.error = RecordError("DUPLICATE_VALUE", f"duplicate value found: {f.name} duplicates value on "
+                                                             "record with id: <unknown>", [])
+                else:
+                    owners[key] = p
+            if not owners:
+                continue
+            stored = self.store.fetch_by_keys(odef.name, f, list(owners), with_data=False)
+            for key, hits in stored.items():
+                p = owners[key]
+                other = next((rid for rid, _ in hits if rid != p.existing), None)
+                if other is not None:
+                    p.error = RecordError("DUPLICATE_VALUE", f"duplicate value found: {f.name} duplicates value on "
+                                                             f"record with id: {other[:15]}", [])
+
+    # Phase 5: write.
+    def _save(self, odef: ObjectDef, pending: list[_Pending]) -> list[WriteOutcome]:
+        table = self.store.table(odef.name)
+        now = now_datetime()
+        creates = [p for p in pending if p.error is None and p.existing is None]
+        outcomes: list[WriteOutcome] = []
+        new_ids: dict[int, str] = {}
+        auto_fields = [f for f in odef.fields.values() if f.auto_number]
+        if creates:
+            serial = self.store.take_counter(f"id:{odef.name}", len(creates), FIRST_SERIAL)
+            autos = {f.name: self.store.take_counter(f"auto:{odef.name}.{f.name}", len(creates), 1) for f in auto_fields}
+            defaults = {f.name: f.default_value for f in odef.fields.values()
+                        if f.default_value is not None and f.createable}
+            prefix = odef.key_prefix
+            insert_rows = []
+            for offset, p in enumerate(creates):
+                rid = ids.make_id(prefix, serial + offset)
+                new_ids[id(p)] = rid
+                record = {"Id": rid, "IsDeleted": False, **defaults}
+                for name, value in p.values.items():
+                    if value is not None:
+                        record[name] = value
+                for f in auto_fields:
+                    record[f.name] = _auto_number(f, autos[f.name] + offset)
+                record["CreatedDate"] = record["LastModifiedDate"] = record["SystemModstamp"] = now
+                insert_rows.append((rid, 0, _dumps(record), *table.row_values(record)))
+            self.store.insert(odef.name, insert_rows)
+        update_rows = []
+        for p in pending:
+            if p.error is None and p.existing is not None:
+                record = _loads(p.existing_data or "{}")
+                for name, value in p.values.items():
+                    if value is None and odef.fields[name].type == "boolean":
+                        value = False
+                    if value is None:
+                        record.pop(name, None)
+                    else:
+                        record[name] = value
+                record["LastModifiedDate"] = record["SystemModstamp"] = now
+                update_rows.append((0, _dumps(record), *table.row_values(record), p.existing))
+        if update_rows:
+            self.store.update(odef.name, update_rows)
+        for p in pending:
+            if p.error is not None:
+                outcomes.append(WriteOutcome(p.existing or p.target, False, p.error))
+            elif p.existing is None:
+                outcomes.append(WriteOutcome(new_ids[id(p)], True, None))
+            else:
+                outcomes.append(WriteOutcome(p.existing, False, None))
+        return outcomes
+
+    def _delete(self, odef: ObjectDef, pending: list[_Pending], *, hard: bool) -> list[WriteOutcome]:
+        victims = {p.existing: p.existing_data for p in pending if p.error is None and p.existing}
+        self._delete_records(odef, victims, hard=hard, now=now_datetime())
+        return [WriteOutcome(p.existing or p.target, False, p.error) for p in pending]
+
+    def _delete_records(self, odef: ObjectDef, victims: dict[str, str | None], *, hard: bool, now: str) -> None:
+        if not victims:
+            return
+        table = self.store.table(odef.name)
+        if hard:
+            self.store.hard_delete(odef.name, list(victims))
+        else:
+            rows = []
+            for rid, data in victims.items():
+                record = _loads(data or "{}")
+                record["IsDeleted"] = True
+                record["LastModifiedDate"] = record["SystemModstamp"] = now
+                rows.append((1, _dumps(record), *table.row_values(record), rid))
+            self.store.update(odef.name, rows)
+        # Children: master-detail (and other cascading) children go with the parent; lookups are cleared.
+        for child, f in self.schema.children_of(odef.name):
+            children = self.store.children(child.name, f, list(victims))
+            if not children:
+                continue
+            if f.cascade_delete:
+                self._delete_records(child, dict(children), hard=hard, now=now)
+            else:
+                child_table = self.store.table(child.name)
+                rows = []
+                for rid, data in children:
+                    record = _loads(data)
+                    record.pop(f.name, None)
+                    record["LastModifiedDate"] = record["SystemModstamp"] = now
+                    rows.append((0, _dumps(record), *child_table.row_values(record), rid))
+                self.store.update(child.name, rows)
+
+
+def _auto_number(f: FieldDef, number: int) -> str:
+    """The auto-number text for ``number`` in the field's display format, e.g. ``U-{0000000000}``."""
+    fmt = f.auto_number_format or "{0}"
+    head, _, rest = fmt.partition("{")
+    zeros, _, tail = rest.partition("}")
+    return f"{head}{number:0{len(zeros)}d}{tail}"

@@ -1,0 +1,221 @@
+"""SQLite storage of the org's records: one table per object, laid out for fast Bulk upserts.
+
+Each record is one row: a JSON document of its field values, plus indexed columns holding the match key
+of every External ID / unique field (``k_<Field>``) and the target Id of every reference field
+(``r_<Field>``), so upsert matching, parent lookups and cascades are index lookups, never scans.
+The file lives in the data folder, so a restarted emulator serves the same org.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from salesforce_emulator.schema import FieldDef, ObjectDef, OrgSchema
+
+# SQLite's default limit on host parameters is 32766 since 3.32; stay well under it per IN (...) lookup.
+LOOKUP_CHUNK = 900
+# Ids start at a serial that gives realistic-looking values (e.g. 0015g00000ABCDE...).
+FIRST_SERIAL = 62**5
+
+
+def key_column(field_name: str) -> str:
+    return f"k_{field_name}"
+
+
+def ref_column(field_name: str) -> str:
+    return f"r_{field_name}"
+
+
+def match_key(f: FieldDef, value: object) -> str | None:
+    """The stored match key of a value of an External ID / unique field.
+
+    Unique text External IDs match case-insensitively unless the field is case-sensitive, as in Salesforce.
+    """
+    if value is None or value == "":
+        return None
+    if isinstance(value, float) and value.is_integer():
+        text = str(int(value))
+    else:
+        text = str(value)
+    return text if f.case_sensitive or not f.unique else text.lower()
+
+
+class ObjectTable:
+    """The layout of one object's table: its name and its key and reference columns."""
+
+    def __init__(self, obj: ObjectDef) -> None:
+        self.obj = obj
+        self.name = f"obj_{obj.name}"
+        self.key_fields: list[FieldDef] = [f for f in obj.fields.values() if f.external_id or f.unique]
+        self.ref_fields: list[FieldDef] = [f for f in obj.fields.values() if f.type == "reference"]
+        self.extra_columns = [key_column(f.name) for f in self.key_fields] + [ref_column(f.name) for f in self.ref_fields]
+        columns = ", ".join(["id", "deleted", "data", *self.extra_columns])
+        marks = ", ".join("?" * (3 + len(self.extra_columns)))
+        self.insert_sql = f'INSERT INTO "{self.name}" ({columns}) VALUES ({marks})'
+        sets = ", ".join(f"{c} = ?" for c in ["deleted", "data", *self.extra_columns])
+        self.update_sql = f'UPDATE "{self.name}" SET {sets} WHERE id = ?'
+
+    def row_values(self, record: dict) -> list:
+        """The key and reference column values of ``record`` (in ``extra_columns`` order)."""
+        values = [match_key(f, record.get(f.name)) for f in self.key_fields]
+        values.extend(record.get(f.name) for f in self.ref_fields)
+        return values
+
+
+class Store:
+    """The SQLite database of one org. All access goes through ``lock`` (one writer, many threads)."""
+
+    def __init__(self, path: Path, schema: OrgSchema) -> None:
+        self.path = path
+        self.lock = threading.RLock()
+        self.conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        # Durable across a process restart; a power cut may lose the last transactions, which a local
+        # emulator can afford in exchange for Bulk-load speed.
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.execute("PRAGMA cache_size=-65536")
+        self.conn.execute("PRAGMA temp_store=MEMORY")
+        self.tables: dict[str, ObjectTable] = {}
+        self._schema = schema
+        self._create(schema)
+
+    def _create(self, schema: OrgSchema) -> None:
+        with self.lock:
+            self.conn.execute("CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)")
+            for obj in schema.objects.values():
+                table = ObjectTable(obj)
+                self.tables[obj.name] = table
+                self.conn.execute(
+                    f'CREATE TABLE IF NOT EXISTS "{table.name}" (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,'
+                    " deleted INTEGER NOT NULL DEFAULT 0, data TEXT NOT NULL)"
+                )
+                existing = {row[1] for row in self.conn.execute(f'PRAGMA table_info("{table.name}")')}
+                for f in table.key_fields:
+                    self._add_column(table, key_column(f.name), existing, f)
+                for f in table.ref_fields:
+                    self._add_column(table, ref_column(f.name), existing, f)
+
+    def _add_column(self, table: ObjectTable, column: str, existing: set[str], f: FieldDef) -> None:
+        if column not in existing:
+            # A schema that gained a field since the data was written: add and fill the column.
+            self.conn.execute(f'ALTER TABLE "{table.name}" ADD COLUMN {column} TEXT')
+            for seq, data in list(self.conn.execute(f'SELECT seq, json_extract(data, \'$."{f.name}"\') FROM "{table.name}"')):
+                value = match_key(f, data) if column.startswith("k_") else data
+                self.conn.execute(f'UPDATE "{table.name}" SET {column} = ? WHERE seq = ?', (value, seq))
+        self.conn.execute(f'CREATE INDEX IF NOT EXISTS "ix_{table.name}_{column}" ON "{table.name}" ({column})')
+
+    def table(self, obj: str) -> ObjectTable:
+        return self.tables[obj]
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; rolled back if the block raises."""
+        with self.lock:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+
+    # -- reads ------------------------------------------------------------------------------------------
+
+    def _chunked_lookup(self, sql_head: str, values: Sequence[str], tail: str = "") -> Iterator[tuple]:
+        for start in range(0, len(values), LOOKUP_CHUNK):
+            chunk = values[start:start + LOOKUP_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            yield from self.conn.execute(f"{sql_head} ({marks}){tail}", chunk)
+
+    def fetch_by_ids(self, obj: str, ids: Iterable[str]) -> dict[str, tuple[bool, str]]:
+        """``{id: (deleted, data_json)}`` for the records among ``ids`` that exist."""
+        table = self.tables[obj]
+        wanted = list(dict.fromkeys(ids))
+        with self.lock:
+            return {
+                row[0]: (bool(row[1]), row[2])
+                for row in self._chunked_lookup(f'SELECT id, deleted, data FROM "{table.name}" WHERE id IN', wanted)
+            }
+
+    def fetch_by_keys(self, obj: str, f: FieldDef, keys: Iterable[str], *, with_data: bool = True
+                      ) -> dict[str, list[tuple[str, str | None]]]:
+        """``{key: [(id, data_json), ...]}`` of live (not deleted) records whose ``f`` match key is in ``keys``."""
+        table = self.tables[obj]
+        column = key_column(f.name)
+        wanted = list(dict.fromkeys(keys))
+        found: dict[str, list[tuple[str, str | None]]] = {}
+        data_col = "data" if with_data else "NULL"
+        with self.lock:
+            for key, rid, data in self._chunked_lookup(
+                f'SELECT {column}, id, {data_col} FROM "{table.name}" WHERE {column} IN', wanted, " AND deleted = 0"
+            ):
+                found.setdefault(key, []).append((rid, data))
+        return found
+
+    def children(self, obj: str, ref_field: FieldDef, parent_ids: Sequence[str]) -> list[tuple[str, str]]:
+        """``[(id, data_json)]`` of live ``obj`` records whose ``ref_field`` points at one of ``parent_ids``."""
+        table = self.tables[obj]
+        column = ref_column(ref_field.name)
+        with self.lock:
+            return list(self._chunked_lookup(
+                f'SELECT id, data FROM "{table.name}" WHERE {column} IN', list(parent_ids), " AND deleted = 0"
+            ))
+
+    def iter_data(self, obj: str, *, include_deleted: bool, batch: int = 5000) -> Iterator[str]:
+        """The JSON documents of ``obj``'s records in creation order, read in batches (bounded memory)."""
+        table = self.tables[obj]
+        where = "" if include_deleted else " AND deleted = 0"
+        last = 0
+        while True:
+            with self.lock:
+                rows = self.conn.execute(
+                    f'SELECT seq, data FROM "{table.name}" WHERE seq > ?{where} ORDER BY seq LIMIT ?', (last, batch)
+                ).fetchall()
+            if not rows:
+                return
+            last = rows[-1][0]
+            for _, data in rows:
+                yield data
+
+    def count(self, obj: str, *, include_deleted: bool = False) -> int:
+        table = self.tables[obj]
+        where = "" if include_deleted else " WHERE deleted = 0"
+        with self.lock:
+            return self.conn.execute(f'SELECT count(*) FROM "{table.name}"{where}').fetchone()[0]
+
+    # -- writes (inside ``transaction``) ---------------------------------------------------------------
+
+    def take_counter(self, name: str, amount: int, start: int) -> int:
+        """Reserve ``amount`` consecutive numbers of counter ``name``; returns the first one."""
+        row = self.conn.execute("SELECT value FROM counters WHERE name = ?", (name,)).fetchone()
+        first = row[0] if row else start
+        self.conn.execute(
+            "INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+            (name, first + amount),
+        )
+        return first
+
+    def insert(self, obj: str, rows: Sequence[Sequence[object]]) -> None:
+        self.conn.executemany(self.tables[obj].insert_sql, rows)
+
+    def update(self, obj: str, rows: Sequence[Sequence[object]]) -> None:
+        self.conn.executemany(self.tables[obj].update_sql, rows)
+
+    def hard_delete(self, obj: str, ids: Sequence[str]) -> None:
+        table = self.tables[obj]
+        self.conn.executemany(f'DELETE FROM "{table.name}" WHERE id = ?', [(i,) for i in ids])
+
+    def reset(self) -> None:
+        """Delete every record and counter (the schema stays)."""
+        with self.transaction() as conn:
+            for table in self.tables.values():
+                conn.execute(f'DELETE FROM "{table.name}"')
+            conn.execute("DELETE FROM counters")
+
+    def close(self) -> None:
+        with self.lock:
+            self.conn.close()
