@@ -849,6 +849,18 @@ def _aggregate_value(aggregate: _Aggregate, rows: list[dict], get: Callable[[dic
     return min(values) if aggregate.function == "min" else max(values)
 
 
+def validate_query(org: Any, soql: str) -> tuple[str, bool]:
+    """Parse ``soql`` without running it: the object's API name and whether the query aggregates.
+
+    Raises the same SalesforceError as run_query for a malformed query or an unknown object or field.
+    """
+    parser = _Parser(org, soql)
+    query = parser.parse()
+    if query.where is not None:
+        _WhereCompiler(parser, query, _ParentCache(org)).compile(query.where)
+    return query.obj.name, query.is_aggregate or bool(query.group_by)
+
+
 def run_query(org: Any, soql: str, *, include_deleted: bool = False) -> QueryResult:
     """Parse and evaluate ``soql`` against ``org``; raises SalesforceError with real Salesforce messages."""
     parser = _Parser(org, soql)
