@@ -57,19 +57,19 @@ class _Column:
         self.error = error
 
 
-@dataclass
+@dataclass(slots=True)
 class _Pending:
     """One row in flight through write_many."""
 
     values: dict[str, Any]
+    # Parent links still to resolve: (reference field, parent object, parent field or None for an Id, value).
+    links: list[tuple[str, str, str | None, str]] | None = None
     target: str | None = None  # the Id named by the row (update/delete, upsert by Id)
     key: str | None = None  # the upsert match key
     key_text: str | None = None  # the upsert key as sent, for messages
     existing: str | None = None  # the matched record's Id
     existing_data: str | None = None
     error: RecordError | None = None
-    touched_not_createable: str | None = None
-    touched_not_updateable: str | None = None
 
 
 def _invalid_field(obj: ObjectDef, name: str) -> RecordError:
@@ -314,7 +314,11 @@ class Org:
                         elif csv and raw == CSV_NULL:
                             values[f.name] = None
                         elif f.type == "reference":
-                            values[f.name] = self._reference_id(odef, f, raw)
+                            link = self._reference_id(odef, f, raw)
+                            if p.links is None:
+                                p.links = [link]
+                            else:
+                                p.links.append(link)
                         else:
                             try:
                                 values[f.name] = column.convert(raw)
@@ -327,7 +331,11 @@ class Org:
                         if raw == CSV_NULL:
                             values[column.field.name] = None
                         else:
-                            values[column.field.name] = (column.parent_obj, column.parent_field, str(raw))
+                            link = (column.field.name, column.parent_obj.name, column.parent_field.name, raw)
+                            if p.links is None:
+                                p.links = [link]
+                            else:
+                                p.links.append(link)
                     elif kind == _ID:
                         if raw is None or raw == "":
                             continue
@@ -341,7 +349,11 @@ class Org:
                     elif kind == _JSON_PARENT:
                         if raw is None or deleting:
                             continue
-                        values[column.field.name] = self._json_parent(odef, column, raw)
+                        link = self._json_parent(odef, column, raw)
+                        if p.links is None:
+                            p.links = [link]
+                        else:
+                            p.links.append(link)
                     elif kind == _SKIP:
                         continue
                     else:
@@ -371,18 +383,18 @@ class Org:
                 p.error = RecordError("MISSING_ARGUMENT", f"Id not specified in {verb} call", [])
         return out
 
-    def _reference_id(self, odef: ObjectDef, f: FieldDef, raw: Any) -> tuple[str, None, str]:
+    def _reference_id(self, odef: ObjectDef, f: FieldDef, raw: Any) -> tuple[str, str, None, str]:
         full = ids.normalize(raw) if isinstance(raw, str) else None
         if full is None:
             raise InvalidValue(RecordError("MALFORMED_ID", f"{f.label}: id value of incorrect type: {raw}", [f.name]))
         targets = [self.schema.object(t) for t in f.reference_to if self.schema.has_object(t)]
         for target in targets:
             if full.startswith(target.key_prefix):
-                return (target.name, None, full)
+                return (f.name, target.name, None, full)
         raise InvalidValue(RecordError("FIELD_INTEGRITY_EXCEPTION", f"{f.label}: id value of incorrect type: {raw}",
                                        [f.name]))
 
-    def _json_parent(self, odef: ObjectDef, column: _Column, raw: Any) -> tuple[ObjectDef, FieldDef | None, str]:
+    def _json_parent(self, odef: ObjectDef, column: _Column, raw: Any) -> tuple[str, str, str | None, str]:
         parent = column.parent_obj
         assert parent is not None and column.field is not None
         if not isinstance(raw, Mapping):
@@ -408,71 +420,57 @@ class Org:
             if full is None:
                 raise InvalidValue(RecordError("MALFORMED_ID", f"{column.field.label}: id value of incorrect type: "
                                                                f"{value}", [column.field.name]))
-            return (parent, None, full)
-        return (parent, pf, str(value))
+            return (column.field.name, parent.name, None, full)
+        return (column.field.name, parent.name, pf.name, str(value))
 
     # Phase 2: parent links (by External ID or Id) -> parent Ids, one indexed lookup per parent key set.
     def _resolve_parents(self, odef: ObjectDef, pending: list[_Pending]) -> None:
-        ref_fields = [f for f in odef.fields.values() if f.type == "reference"]
-        if not ref_fields:
+        linked = [p for p in pending if p.links is not None and p.error is None]
+        if not linked:
             return
+        key_fields: dict[tuple[str, str | None], FieldDef | None] = {}
         wanted: dict[tuple[str, str | None], set[str]] = {}
-        for p in pending:
-            if p.error is not None:
-                continue
-            for f in ref_fields:
-                link = p.values.get(f.name)
-                if link is None:
-                    continue
-                parent, pf, value = link
-                parent_name = parent if isinstance(parent, str) else parent.name
-                if pf is None:
-                    wanted.setdefault((parent_name, None), set()).add(value)
-                else:
-                    wanted.setdefault((parent_name, pf.name), set()).add(match_key(pf, value))
-        if not wanted:
-            return
+        for p in linked:
+            for _, parent_name, field_name, value in p.links:
+                group = (parent_name, field_name)
+                keys = wanted.get(group)
+                if keys is None:
+                    keys = wanted[group] = set()
+                    key_fields[group] = (None if field_name is None
+                                         else self.schema.object(parent_name).field(field_name))
+                pf = key_fields[group]
+                keys.add(value if pf is None else match_key(pf, value))
         found: dict[tuple[str, str | None], dict[str, list[str]]] = {}
         for (parent_name, field_name), keys in wanted.items():
-            if field_name is None or field_name == "Id":
-                live = {rid for rid, (deleted, _) in self.store.fetch_by_ids(parent_name, keys).items() if not deleted}
-                found[(parent_name, field_name)] = {rid: [rid] for rid in live}
-            else:
-                pf = self.schema.object(parent_name).field(field_name)
-                assert pf is not None
-                if pf.external_id or pf.unique:
-                    matches = self.store.fetch_by_keys(parent_name, pf, keys, with_data=False)
-                else:
-                    matches = {}
-                    for record in self.iter_records(parent_name):
-                        key = match_key(pf, record.get(pf.name))
-                        if key in keys:
-                            matches.setdefault(key, []).append((record["Id"], None))
+            pf = key_fields[(parent_name, field_name)]
+            if pf is None or pf.type == "id":
+                normalized = {k: ids.normalize(k) or k for k in keys}
+                live = {rid for rid, (deleted, _) in self.store.fetch_by_ids(parent_name, normalized.values()).items()
+                        if not deleted}
+                found[(parent_name, field_name)] = {k: [full] for k, full in normalized.items() if full in live}
+            elif pf.external_id or pf.unique:
+                matches = self.store.fetch_by_keys(parent_name, pf, keys, with_data=False)
                 found[(parent_name, field_name)] = {k: [rid for rid, _ in v] for k, v in matches.items()}
-        for p in pending:
-            if p.error is not None:
-                continue
-            for f in ref_fields:
-                link = p.values.get(f.name)
-                if link is None:
-                    continue
-                parent, pf, value = link
-                parent_name = parent if isinstance(parent, str) else parent.name
-                if pf is None:
-                    hits = found[(parent_name, None)].get(value)
-                    if not hits:
-                        p.error = _cross_reference()
-                        break
-                else:
-                    hits = found[(parent_name, pf.name)].get(match_key(pf, value))
-                    if not hits:
-                        p.error = _foreign_key_missing(value, pf, self.schema.object(parent_name))
-                        break
-                    if len(hits) > 1:
-                        p.error = RecordError("INVALID_FIELD", f"Foreign key external ID: {value} matched more than 1 "
-                                                               f"record for field {pf.name} in entity {parent_name}", [])
-                        break
-                p.values[f.name] = hits[0]
+            else:
+                scan: dict[str, list[str]] = {}
+                for record in self.iter_records(parent_name):
+                    key = match_key(pf, record.get(pf.name))
+                    if key in keys:
+                        scan.setdefault(key, []).append(record["Id"])
+                found[(parent_name, field_name)] = scan
+        for p in linked:
+            for field_name, parent_name, parent_field, value in p.links:
+                pf = key_fields[(parent_name, parent_field)]
+                hits = found[(parent_name, parent_field)].get(value if pf is None else match_key(pf, value))
+                if not hits:
+                    p.error = (_cross_reference() if pf is None or pf.type == "id"
+                               else _foreign_key_missing(value, pf, self.schema.object(parent_name)))
+                    break
+                if len(hits) > 1:
+                    p.error = RecordError("INVALID_FIELD", f"Foreign key external ID: {value} matched more than 1 "
+                                                           f"record for field {parent_field} in entity {parent_name}", [])
+                    break
+                p.values[field_name] = hits[0]
 
     # Phase 3: match existing records.
     def _match_by_id(self, odef: ObjectDef, pending: list[_Pending], operation: str) -> None:
@@ -577,7 +575,8 @@ class Org:
         auto_fields = [f for f in odef.fields.values() if f.auto_number]
         if creates:
             serial = self.store.take_counter(f"id:{odef.name}", len(creates), FIRST_SERIAL)
-            autos = {f.name: self.store.take_counter(f"auto:{odef.name}.{f.name}", len(creates), 1) for f in auto_fields}
+            autos = {f.name: _auto_number(f, self.store.take_counter(f"auto:{odef.name}.{f.name}", len(creates), 1),
+                                          len(creates)) for f in auto_fields}
             defaults = {f.name: f.default_value for f in odef.fields.values()
                         if f.default_value is not None and f.createable}
             prefix = odef.key_prefix
@@ -589,8 +588,8 @@ class Org:
                 for name, value in p.values.items():
                     if value is not None:
                         record[name] = value
-                for f in auto_fields:
-                    record[f.name] = _auto_number(f, autos[f.name] + offset)
+                for name, numbers in autos.items():
+                    record[name] = numbers[offset]
                 record["CreatedDate"] = record["LastModifiedDate"] = record["SystemModstamp"] = now
                 insert_rows.append((rid, 0, _dumps(record), *table.row_values(record)))
             self.store.insert(odef.name, insert_rows)
@@ -655,9 +654,10 @@ class Org:
                 self.store.update(child.name, rows)
 
 
-def _auto_number(f: FieldDef, number: int) -> str:
-    """The auto-number text for ``number`` in the field's display format, e.g. ``U-{0000000000}``."""
+def _auto_number(f: FieldDef, first: int, count: int) -> list[str]:
+    """``count`` auto-number texts from ``first`` in the field's display format, e.g. ``U-{0000000000}``."""
     fmt = f.auto_number_format or "{0}"
     head, _, rest = fmt.partition("{")
     zeros, _, tail = rest.partition("}")
-    return f"{head}{number:0{len(zeros)}d}{tail}"
+    width = len(zeros)
+    return [f"{head}{str(n).zfill(width)}{tail}" for n in range(first, first + count)]

@@ -8,6 +8,7 @@ The file lives in the data folder, so a restarted emulator serves the same org.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -35,7 +36,11 @@ def match_key(f: FieldDef, value: object) -> str | None:
 
     Unique text External IDs match case-insensitively unless the field is case-sensitive, as in Salesforce.
     """
-    if value is None or value == "":
+    if type(value) is str:
+        if not value:
+            return None
+        return value if f.case_sensitive or not f.unique else value.lower()
+    if value is None:
         return None
     if isinstance(value, float) and value.is_integer():
         text = str(int(value))
@@ -61,8 +66,10 @@ class ObjectTable:
 
     def row_values(self, record: dict) -> list:
         """The key and reference column values of ``record`` (in ``extra_columns`` order)."""
-        values = [match_key(f, record.get(f.name)) for f in self.key_fields]
-        values.extend(record.get(f.name) for f in self.ref_fields)
+        get = record.get
+        values = [match_key(f, get(f.name)) for f in self.key_fields]
+        for f in self.ref_fields:
+            values.append(get(f.name))
         return values
 
 
@@ -126,10 +133,13 @@ class Store:
     # -- reads ------------------------------------------------------------------------------------------
 
     def _chunked_lookup(self, sql_head: str, values: Sequence[str], tail: str = "") -> Iterator[tuple]:
-        for start in range(0, len(values), LOOKUP_CHUNK):
-            chunk = values[start:start + LOOKUP_CHUNK]
-            marks = ",".join("?" * len(chunk))
-            yield from self.conn.execute(f"{sql_head} ({marks}){tail}", chunk)
+        if len(values) <= LOOKUP_CHUNK:
+            if values:
+                marks = ",".join("?" * len(values))
+                yield from self.conn.execute(f"{sql_head} ({marks}){tail}", values)
+            return
+        # Large key sets go in as one JSON array: one statement, one index probe per key.
+        yield from self.conn.execute(f"{sql_head} (SELECT value FROM json_each(?)){tail}", (json.dumps(values),))
 
     def fetch_by_ids(self, obj: str, ids: Iterable[str]) -> dict[str, tuple[bool, str]]:
         """``{id: (deleted, data_json)}`` for the records among ``ids`` that exist."""
