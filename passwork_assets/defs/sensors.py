@@ -71,7 +71,9 @@ def stored_sync_cursor(state_url: str, flow: str) -> str | None:
     """The cursor the sync stored for `flow` (None before its first run)."""
     from passwork_assets.state.store import StateStore
 
-    value = StateStore(state_url).get_cursor(flow)
+    store = StateStore(state_url)
+    store.migrate()  # idempotent; a sensor may tick before the first sync created the schema
+    value = store.get_cursor(flow)
     return None if value is None else str(value)
 
 
