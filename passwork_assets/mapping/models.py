@@ -17,8 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator,
 
 from passwork_assets.mapping.issues import MappingError, MappingIssue, display_path
 
-IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$")
+# PostgreSQL identifiers may be Unicode (Japanese column names are common in ERP databases).
+IDENTIFIER = re.compile(r"^[^\W\d]\w*$")
+TABLE_NAME = re.compile(r"^[^\W\d][\w$]*(\.[^\W\d][\w$]*)?$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 FLOW_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 SF_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
