@@ -80,7 +80,11 @@ def evaluate_object_checks(
     client = salesforce.client()
     state = StateStore(state_url)
     state.migrate()
-    per_flow: dict[str, FlowKeys] = {flow.flow: flow_keys(mappings, flow, client) for flow in flows}
+    # The source is extracted only when a selected check compares keys.
+    key_checks = {SOURCE_PARENTS_EXIST, NO_DUPLICATE_EXTERNAL_IDS, RECONCILIATION}
+    per_flow: dict[str, FlowKeys] = (
+        {flow.flow: flow_keys(mappings, flow, client) for flow in flows} if wanted & key_checks else {}
+    )
     rejected = {flow.flow: {str(r["key"]) for r in state.rejects(flow.flow) if r.get("key")} for flow in flows}
 
     def result(name: str, passed: bool, metadata: Mapping[str, object],
@@ -90,8 +94,7 @@ def evaluate_object_checks(
 
     if NO_ORPHANS in wanted:
         found: dict[str, dict[str, str | None]] = {}
-        for link in {(l.written_field, l.parent_object) for f in flows for l in f.parent_links}:
-            lookup, parent = link
+        for lookup, parent in sorted({(link.written_field, link.parent_object) for f in flows for link in f.parent_links}):
             assert parent is not None
             external_id = flows[0].target.external_id
             children = salesforce_frame(client, object_name, ["Id", external_id, lookup])
