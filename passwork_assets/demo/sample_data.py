@@ -221,7 +221,8 @@ def seed_product(
     Usage rows: one per product contract, day (the `usage_days` days up to `end_date`) and metric, so the
     row count is about accounts x contracts_per_account x usage_days x 3. With `dirty`, planted rows cover a
     usage row for an unknown contract, a null and a duplicate usage key, a name over 255 characters (ASCII and
-    Japanese), a customer without a key and a contract status outside the Status value map.
+    Japanese), a customer without a key and a contract status outside the Status value map; plus one clean
+    edge row, customer A-90003, whose Japanese name is exactly 255 characters (765 bytes) and must be written.
     """
     _check_scale(accounts=accounts, contracts_per_account=contracts_per_account, usage_days=usage_days)
     customers, contracts = _world(accounts, contracts_per_account, seed)
@@ -252,6 +253,8 @@ def seed_product(
                 (nxt, "A-90001", long_ascii.strip(), "other", ts, ts),
                 (nxt + 1, "A-90002", long_japanese, "retail", ts, ts),
                 (nxt + 2, None, "株式会社キー未登録", "other", ts, ts),
+                # Not dirty: 255 characters but 765 bytes. Salesforce counts characters, so this must be written.
+                (nxt + 3, "A-90003", "株式会社" + "東京" * 125 + "商", "finance", ts, ts),
             ]
             summary.dirty += [
                 DirtyRow("public.customers", "A-90001", "name longer than 255 characters", "STRING_TOO_LONG"),
