@@ -288,6 +288,11 @@ class _ResultFiles:
     def write_unprocessed(self, rows: Iterator[list[str]]) -> None:
         self.unprocessed_writer.writerows(rows)
 
+    def write_unprocessed_lines(self, upload: Path, first_line: int) -> None:
+        """Copy the upload's physical lines from ``first_line`` (0-based, after the header) as they are."""
+        with open(upload, encoding="utf-8-sig", newline="") as source:
+            self.unprocessed.writelines(itertools.islice(source, first_line, None))
+
     def close(self) -> None:
         for handle in (self.success, self.failure, self.unprocessed):
             handle.close()
@@ -498,7 +503,14 @@ class Bulk2:
         keys = [name.strip() for name in header]
         chunks = 0
         while True:
-            rows = list(itertools.islice(reader, CHUNK_ROWS))
+            first_line = reader.line_num  # physical lines read so far, header included
+            try:
+                rows = list(itertools.islice(reader, CHUNK_ROWS))
+            except csv.Error as error:
+                # The rest of the file, from the first line of this chunk, is left unprocessed as uploaded.
+                files.write_unprocessed_lines(self.jobs.folder(job.id) / "upload.csv", first_line)
+                raise _JobFailure(f"ClientInputError : Malformed CSV data at line {reader.line_num}: {error}") \
+                    from None
             if not rows:
                 break
             aborted = job.id in self._aborts
@@ -755,8 +767,13 @@ class Bulk2:
 # Routes
 
 
+def _csv_headers() -> dict[str, str]:
+    # Exactly "text/csv", as recorded; starlette would otherwise append "; charset=utf-8".
+    return {**STANDARD_HEADERS, "Content-Type": CSV_TYPE}
+
+
 def _csv_response(path: Path) -> Response:
-    return FileResponse(path, media_type=CSV_TYPE, headers=dict(STANDARD_HEADERS))
+    return FileResponse(path, headers=_csv_headers())
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
@@ -855,10 +872,10 @@ def routes(ctx: EmulatorContext) -> list[BaseRoute]:
             raise SalesforceError(400, "INVALIDJOB", f"Invalid value for maxRecords: {max_text}")  # UNCONFIRMED
         max_records = int(max_text) if max_text else DEFAULT_QUERY_PAGE
         body, count, locator = bulk.query_results(job, max_records, request.query_params.get("locator"))
-        headers = dict(STANDARD_HEADERS)
+        headers = _csv_headers()
         headers["Sforce-NumberOfRecords"] = str(count)
         headers["Sforce-Locator"] = locator
-        return Response(body, media_type=CSV_TYPE, headers=headers)
+        return Response(body, headers=headers)
 
     base = "/services/data/v{version}/jobs"
     ingest_job = f"{base}/ingest/{{job_id}}"
