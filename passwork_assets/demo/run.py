@@ -95,7 +95,7 @@ def _materialize_everything() -> int:
                                     asset_selection=list(graph.materializable_asset_keys))
     print("\nPasswork demo: one run of every asset")
     for event in result.get_asset_materialization_events():
-        mat = event.asset_materialization
+        mat = event.materialization
         assert mat is not None
         meta = mat.metadata
         figures = ", ".join(f"{name.removeprefix('rows_')} {meta[name].value}" for name in
