@@ -1,0 +1,182 @@
+"""Rows out of a source database with `COPY (query) TO STDOUT`, into bounded Polars DataFrames.
+
+The COPY runs in a READ ONLY, REPEATABLE READ transaction with a statement timeout and fixed output
+settings (UTC, ISO dates), so what a custom SQL could not be checked for statically still cannot write, and
+every chunk reads the same snapshot. While COPY streams, rows are cut into chunks of `chunk_rows` and each
+chunk's CSV bytes go to a spool file; the transaction ends as soon as the server has sent the last row, and
+only then are the chunks parsed and handed out one at a time. Memory holds one chunk (not the table), and
+the source's snapshot is not held open for however long Salesforce takes to load what was read.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import polars as pl
+import psycopg
+from psycopg import errors as pg_errors
+
+from passwork_assets.source.query import ExtractQuery
+from passwork_assets.source.schema import ResultColumn, query_columns
+
+
+class ExtractError(RuntimeError):
+    """The extraction failed; the message says why in the user's terms (timeout, write attempt, bad value)."""
+
+
+# PostgreSQL types read straight into a Polars type by the CSV reader; every other type stays text, as
+# PostgreSQL prints it (uuid, json, arrays, intervals, enums...), which is what a Salesforce text field takes.
+_DIRECT: dict[str, pl.DataType] = {
+    "int2": pl.Int16(),
+    "int4": pl.Int32(),
+    "int8": pl.Int64(),
+    "oid": pl.Int64(),
+    "float4": pl.Float32(),
+    "float8": pl.Float64(),
+    "date": pl.Date(),
+    "timestamp": pl.Datetime("us"),
+    # With TimeZone = UTC PostgreSQL prints every timestamptz with +00; Polars reads it as a UTC instant.
+    "timestamptz": pl.Datetime("us", "UTC"),
+}
+_MAX_DECIMAL_PRECISION = 38
+
+
+def polars_dtype(column: ResultColumn) -> pl.DataType:
+    """The Polars type a result column is read as (booleans are read as text first, see `_finish`)."""
+    if column.type_name in _DIRECT:
+        return _DIRECT[column.type_name]
+    if column.type_name == "numeric":
+        if column.precision is not None and column.scale is not None and column.precision <= _MAX_DECIMAL_PRECISION:
+            return pl.Decimal(column.precision, column.scale)
+        # numeric without a declared precision has no fixed scale, so no single Decimal type fits every
+        # chunk; Float64 keeps 15-17 significant digits, and the transform rounds to the field's scale.
+        return pl.Float64()
+    return pl.Utf8()
+
+
+def frame_schema(columns: list[ResultColumn]) -> dict[str, pl.DataType]:
+    """The schema every chunk of a query's extract shares."""
+    names = [c.name for c in columns]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ExtractError(
+            f"the query returns the column name(s) {', '.join(dupes)} more than once; give each column a "
+            "distinct name with AS"
+        )
+    return {c.name: (pl.Utf8() if c.type_name == "bool" else polars_dtype(c)) for c in columns}
+
+
+def _finish(frame: pl.DataFrame, columns: list[ResultColumn]) -> pl.DataFrame:
+    # PostgreSQL's CSV spells booleans t / f, which the CSV reader does not take as booleans.
+    bools = [c.name for c in columns if c.type_name == "bool"]
+    if not bools:
+        return frame
+    return frame.with_columns([(pl.col(n) == "t").alias(n) for n in bools])
+
+
+def _parse_chunk(data: bytes | Path, schema: dict[str, pl.DataType], columns: list[ResultColumn],
+                 first_row: int) -> pl.DataFrame:
+    try:
+        frame = pl.read_csv(
+            data if isinstance(data, Path) else io.BytesIO(data),
+            has_header=False,
+            new_columns=list(schema),
+            schema=schema,
+            # PostgreSQL's CSV: NULL is an empty unquoted field, an empty string is "" (Polars keeps them apart).
+            quote_char='"',
+        )
+    except pl.exceptions.PolarsError as exc:
+        raise ExtractError(
+            f"could not read rows {first_row + 1}.. of the extract as the column types PostgreSQL reported: "
+            f"{str(exc).splitlines()[0]}"
+        ) from None
+    return _finish(frame, columns)
+
+
+def _start(cur: psycopg.Cursor, statement_timeout_s: float) -> None:
+    cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+    # Output formats fixed for this transaction only, whatever the role's or database's defaults are.
+    cur.execute(
+        "SELECT set_config('statement_timeout', %s, true), set_config('TimeZone', 'UTC', true), "
+        "set_config('DateStyle', 'ISO, YMD', true), set_config('IntervalStyle', 'iso_8601', true), "
+        "set_config('extra_float_digits', '3', true), set_config('bytea_output', 'hex', true)",
+        (str(int(statement_timeout_s * 1000)),),
+    )
+
+
+def _spool(conn: psycopg.Connection, query: ExtractQuery, chunk_rows: int, statement_timeout_s: float,
+           folder: Path) -> tuple[list[ResultColumn], list[Path]]:
+    """Run the COPY and write each chunk's CSV rows to its own file; returns the columns and the files."""
+    files: list[Path] = []
+    with conn.transaction(), conn.cursor() as cur:
+        _start(cur, statement_timeout_s)
+        columns = query_columns(conn, query)
+        frame_schema(columns)  # refuse duplicate column names before reading any row
+        # COPY cannot take server-side bind parameters, so psycopg binds `params` client-side here: each
+        # value is rendered as a quoted literal by the connection's own adapters (the same escaping as
+        # psycopg.sql.Literal), never pasted into the text by Passwork.
+        statement = f"COPY ({query.sql}) TO STDOUT (FORMAT csv)"
+        with cur.copy(statement, query.params) as copy:
+            # The server sends one COPY message per row, so counting messages counts rows.
+            buffer = bytearray()
+            rows = 0
+            for data in copy:
+                buffer += data
+                rows += 1
+                if rows == chunk_rows:
+                    files.append(_write(folder, len(files), buffer))
+                    buffer.clear()
+                    rows = 0
+            if rows:
+                files.append(_write(folder, len(files), buffer))
+    return columns, files
+
+
+def _write(folder: Path, index: int, data: bytearray) -> Path:
+    path = folder / f"chunk-{index:06d}.csv"
+    path.write_bytes(data)
+    return path
+
+
+def stream_frames(conn: psycopg.Connection, query: ExtractQuery, *, chunk_rows: int = 200_000,
+                  statement_timeout_s: float = 300) -> Iterator[pl.DataFrame]:
+    """The rows of `query` as DataFrames of at most `chunk_rows` rows, all with the same schema.
+
+    Types follow the query's result columns: integers and floats as such, numeric(p, s) as Decimal(p, s)
+    (Float64 when unconstrained), date as Date, timestamp as naive Datetime, timestamptz as UTC Datetime,
+    boolean as Boolean, everything else as text. A query that returns no rows yields nothing. Raises
+    `ExtractError` on a timeout, a write attempt, or a value the declared type cannot read.
+    """
+    if chunk_rows < 1:
+        raise ValueError("chunk_rows must be at least 1")
+    if conn.autocommit:
+        raise ExtractError("stream_frames needs a connection outside autocommit mode (it opens a READ ONLY transaction)")
+    folder = Path(tempfile.mkdtemp(prefix="passwork-extract-"))
+    try:
+        try:
+            columns, files = _spool(conn, query, chunk_rows, statement_timeout_s, folder)
+        except pg_errors.QueryCanceled as exc:
+            raise ExtractError(
+                f"the extraction query was cancelled after the statement timeout of {statement_timeout_s:g}s "
+                f"(raise statement_timeout_s on the connection, or add an index on the cursor column): "
+                f"{exc.diag.message_primary}"
+            ) from None
+        except pg_errors.ReadOnlySqlTransaction as exc:
+            raise ExtractError(
+                f"the extraction query tried to write, which a sync query may not do: {exc.diag.message_primary}"
+            ) from None
+        except psycopg.errors.Error as exc:
+            raise ExtractError(f"the extraction query failed in the source database: {exc}") from None
+        schema = frame_schema(columns)
+        first_row = 0
+        for path in files:
+            frame = _parse_chunk(path, schema, columns, first_row)
+            path.unlink()
+            first_row += frame.height
+            yield frame
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -1,0 +1,123 @@
+"""One chunk of source rows to Salesforce records and rejects, in vectorised Polars passes."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import polars as pl
+
+from passwork_assets.salesforce.describe import FieldDescribe, ObjectDescribe
+from passwork_assets.transform.coercion import as_text, coerce
+from passwork_assets.transform.field_values import TransformError, field_values, where
+from passwork_assets.transform.result import Reject, TransformResult
+from passwork_assets.transform.row_hash import row_hash
+from passwork_assets.transform.validation import Check, field_checks, key_checks
+
+if TYPE_CHECKING:
+    from passwork_assets.mapping.models import FieldSpec, FlowMapping
+
+KEY_COLUMN = "__key"
+HASH_COLUMN = "__hash"
+CLEAR = "#N/A"  # Bulk 2.0 CSV: set the field to null (an empty cell leaves it as it is)
+_ROW = "__row"
+
+
+def _describe_of(flow: FlowMapping, spec: FieldSpec, describe: ObjectDescribe,
+                 parents: dict[str, ObjectDescribe]) -> tuple[FieldDescribe, FieldDescribe]:
+    """(the field whose type the value takes, the field of the target object it writes)."""
+    written = describe.field(spec.written_field)
+    if not spec.is_parent_link:
+        if written is None:
+            raise TransformError(f"{where(flow, spec)}: {describe.name} has no field {spec.target}")
+        return written, written
+    relationship = describe.relationship(spec.relationship or "")
+    parent_name = spec.parent_object or (relationship.reference_to[0] if relationship and
+                                         relationship.reference_to else None)
+    parent = parents.get(parent_name or "")
+    if relationship is None or parent is None:
+        raise TransformError(
+            f"{where(flow, spec)}: the parent link {spec.target} needs the describe of {describe.name}'s "
+            f"relationship {spec.relationship} and of its parent object ({parent_name or 'unknown'})"
+        )
+    parent_field = parent.field(spec.parent_external_id or "")
+    if parent_field is None:
+        raise TransformError(f"{where(flow, spec)}: {parent.name} has no field {spec.parent_external_id}")
+    return parent_field, relationship
+
+
+def build_records(frame: pl.DataFrame, flow: FlowMapping, describe: ObjectDescribe,
+                  parents: dict[str, ObjectDescribe]) -> TransformResult:
+    """Salesforce-ready records (all Utf8, Bulk 2.0 CSV headers, plus `__key` and `__hash`) and rejects.
+
+    Each field takes its value from its column, expression or constant, is coerced to its describe type,
+    and is checked (required on create, length in characters, restricted picklist, number range, type);
+    the upsert key must be present and unique in the chunk. A row failing any check is a `Reject` carrying
+    the first failure (key checks first, then fields in mapping order) and the source row as read. Null
+    values become an empty cell (leave as is) or `#N/A` (clear) per the field's `on_null`.
+    """
+    values = field_values(frame, flow)
+    creating = flow.target.operation in ("insert", "upsert")
+    key_target = flow.target.external_id
+    key_spec = flow.key_field
+    if key_spec is None:
+        raise TransformError(f"{flow.path}: fields: the External ID field {key_target} is not mapped")
+
+    texts: list[pl.Expr] = []
+    checks: list[Check] = []
+    for spec in flow.fields:
+        value_field, written = _describe_of(flow, spec, describe, parents)
+        dtype = values.schema[spec.target]
+        value = pl.col(spec.target)
+        coerced = coerce(value, dtype, value_field)
+        text = coerced.text
+        if spec is key_spec:
+            key_field_checks = field_checks(spec.target, value_field, text, as_text(value, dtype),
+                                            bad_type=coerced.bad_type, out_of_range=coerced.out_of_range,
+                                            required=None)
+            checks = key_checks(spec.target, text) + key_field_checks + checks
+            texts.append(text.alias(spec.target))
+            continue
+        required = creating and written.required_on_create
+        checks += field_checks(spec.target, value_field, text, as_text(value, dtype), bad_type=coerced.bad_type,
+                               out_of_range=coerced.out_of_range, required=written.name if required else None)
+        if spec.on_null == "clear" and not required:
+            filled = text.fill_null(pl.lit(CLEAR))
+        else:
+            filled = text.fill_null(pl.lit(""))
+        texts.append(filled.alias(spec.target))
+
+    coerced_frame = values.select(
+        [pl.int_range(pl.len(), dtype=pl.UInt32).alias(_ROW), *texts]
+    )
+    targets = [spec.target for spec in flow.fields]
+    failing = values.with_columns(pl.int_range(pl.len(), dtype=pl.UInt32).alias(_ROW)).select(
+        pl.col(_ROW),
+        pl.coalesce([pl.when(c.fails.fill_null(False)).then(pl.lit(i)) for i, c in enumerate(checks)]).alias("__check"),
+        pl.coalesce([pl.when(c.fails.fill_null(False)).then(c.message) for c in checks]).alias("__message"),
+        pl.coalesce([pl.when(c.fails.fill_null(False)).then(c.value.cast(pl.Utf8)) for c in checks]).alias("__value"),
+    ).filter(pl.col("__check").is_not_null()) if checks else pl.DataFrame(schema={_ROW: pl.UInt32})
+
+    rejects: list[Reject] = []
+    good = coerced_frame
+    if failing.height:
+        bad_rows = failing.get_column(_ROW)
+        source_rows = frame.with_row_index(_ROW).filter(pl.col(_ROW).is_in(bad_rows.implode()))
+        keys = coerced_frame.filter(pl.col(_ROW).is_in(bad_rows.implode())).select(
+            _ROW, pl.col(key_spec.target).alias("__rkey"))
+        detail = failing.join(keys, on=_ROW, how="left").join(source_rows, on=_ROW, how="left").sort(_ROW)
+        source_columns = frame.columns
+        for row in detail.iter_rows(named=True):
+            check = checks[row["__check"]]
+            key = row["__rkey"]
+            rejects.append(Reject(
+                flow=flow.flow, key=key if key not in (None, "") else None, code=check.code,
+                message=row["__message"], field=check.field, value=row["__value"],
+                row={c: row[c] for c in source_columns},
+            ))
+        good = coerced_frame.filter(pl.col(_ROW).is_in(bad_rows.implode()).not_())
+
+    records = good.select(
+        *[pl.col(t) for t in targets],
+        pl.col(key_spec.target).alias(KEY_COLUMN),
+    ).with_columns(row_hash(targets).alias(HASH_COLUMN))
+    return TransformResult(records=records, rejects=rejects)
