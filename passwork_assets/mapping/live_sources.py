@@ -8,8 +8,11 @@ from types import TracebackType
 import psycopg
 
 from passwork_assets.mapping.issues import MappingError
+from passwork_assets.mapping.issues import MappingIssue
 from passwork_assets.mapping.models import ConnectionConfig
-from passwork_assets.mapping.validate import SourceUnavailable
+from passwork_assets.mapping.models import MappingSet
+from passwork_assets.mapping.validate import SourceUnavailable, validate_mappings
+from passwork_assets.salesforce.describe import DescribeProvider
 from passwork_assets.source.connect import SourceConnectionError, open_connection
 from passwork_assets.source.query import ExtractQuery, SqlRejected, check_read_only_sql
 from passwork_assets.source.schema import query_columns, table_columns
@@ -58,3 +61,9 @@ class LiveSourceSchemas:
         except psycopg.Error as exc:
             raise SqlRejected(f"the SQL fails on the source: {str(exc).strip().splitlines()[0]}") from None
         return {c.name: c.type_name for c in cols}
+
+
+def validate_live(mappings: MappingSet, *, describe: DescribeProvider) -> list[MappingIssue]:
+    """`validate_mappings` against the live source databases of `mappings` and the given describe provider."""
+    with LiveSourceSchemas(mappings.connections) as live:
+        return validate_mappings(mappings, describe=describe, schema_for=live.table_columns, query_columns=live.query_columns)

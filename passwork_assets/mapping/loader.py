@@ -86,6 +86,15 @@ def load_mappings(directory: Path | str) -> MappingSet:
     return mappings
 
 
+def load_connections(directory: Path | str) -> dict[str, ConnectionConfig]:
+    """Only `connections.yaml` of a mappings folder (for commands that need a source but no flow)."""
+    issues: list[MappingIssue] = []
+    connections = _load_connections(Path(directory) / CONNECTIONS_FILE, issues)
+    if issues:
+        raise MappingError(issues)
+    return connections
+
+
 def _parse(path: Path, issues: list[MappingIssue]) -> PositionedYaml | None:
     try:
         text = path.read_text(encoding="utf-8")

@@ -16,7 +16,13 @@ from dataclasses import dataclass
 import yaml
 
 from passwork_assets.mapping.type_compat import DATE, INT, TEXT, TIMESTAMP, TIMESTAMPTZ, incompatibility, pg_kind
-from passwork_assets.salesforce.describe import DescribeProvider, FieldDescribe, ObjectDescribe, ObjectNotFound
+from passwork_assets.salesforce.describe import (
+    DescribeProvider,
+    FieldDescribe,
+    ObjectDescribe,
+    ObjectNotFound,
+    StaticDescribes,
+)
 
 _CURSOR_NAMES = ("updated_at", "modified_at", "last_modified", "last_modified_at", "updated", "modified", "changed_at")
 _KEYISH = re.compile(r"(^id$|_id$|_key$|_code$|_no$|_number$|^code$|^key$)")
@@ -57,7 +63,7 @@ class _Match:
 
 def suggest_mapping(
     table_columns: dict[str, str],
-    describe: DescribeProvider,
+    describe: DescribeProvider | ObjectDescribe,
     *,
     connection: str,
     table: str,
@@ -65,10 +71,16 @@ def suggest_mapping(
 ) -> str:
     """A YAML draft of a flow from `table` (its columns -> PostgreSQL types) to the Salesforce `object`.
 
-    `describe` answers the object's describe and its parents' (for the External ID fields of parent links).
-    The draft loads as a flow file once its choices are confirmed; `passwork validate` then checks it live.
+    `describe` is best a provider (e.g. the Salesforce client): it answers the object's describe and its
+    parents', whose External ID fields the parent links need. Given only the object's `ObjectDescribe`, parent
+    links are drafted as comments. The draft loads as a flow file once its choices are confirmed;
+    `passwork validate` then checks it live.
     """
-    obj = describe.describe(object)
+    if isinstance(describe, ObjectDescribe):
+        obj = describe
+        describe = StaticDescribes([describe])
+    else:
+        obj = describe.describe(object)
     columns = dict(table_columns)
     used: set[str] = set()
     lines: list[str] = []
@@ -192,7 +204,7 @@ def _parent_link(ref: FieldDescribe, describe: DescribeProvider, columns: dict[s
         parents += [(parent, f) for f in parent.external_id_fields()]
     if not parents:
         targets = ", ".join(ref.reference_to)
-        return _Link(None, [f"  # {rel}.<External ID field>: <column>   # lookup to {targets}{required}; {targets} has no External ID field"])
+        return _Link(None, [f"  # {rel}.<External ID field of {targets}>: <column>   # parent link{required}"])
     best: tuple[float, ObjectDescribe, FieldDescribe, str | None] = (0.0, parents[0][0], parents[0][1], None)
     for parent, ext in parents:
         for c, t in columns.items():

@@ -99,3 +99,18 @@ def test_missing_connections_file(tmp_path: Path) -> None:
     with pytest.raises(MappingError) as info:
         load_mappings(mdir)
     assert any(i.file.endswith("connections.yaml") and "missing" in i.message for i in info.value.issues)
+
+
+def test_load_connections_alone(tmp_path: Path) -> None:
+    from passwork_assets.mapping.loader import load_connections
+
+    mdir = _with_connections(tmp_path, """
+        connections:
+          product: {url_env: PRODUCT_DATABASE_URL}
+          erp: {url_env: ERP_DATABASE_URL, bogus: 1}
+        """)
+    with pytest.raises(MappingError) as info:
+        load_connections(mdir)
+    assert [i.key for i in info.value.issues] == ["connections.erp"]
+    (mdir / "connections.yaml").write_text("connections:\n  product: {url_env: PRODUCT_DATABASE_URL}\n", encoding="utf-8")
+    assert list(load_connections(mdir)) == ["product"]

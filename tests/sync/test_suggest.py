@@ -117,3 +117,10 @@ def test_types_must_fit_for_a_match() -> None:
     cols = {"usage_key": "text", "quantity": "text", "usage_date": "timestamp with time zone"}
     doc = yaml.safe_load(suggest_mapping(cols, _describes(), connection="p", table="t", object="Usage__c"))
     assert doc["fields"] == {"UsageKey__c": "usage_key"}  # text quantity and a timestamp "date" are not offered
+
+
+def test_a_single_describe_drafts_parent_links_as_comments() -> None:
+    usage = _describes().describe("Usage__c")
+    draft = suggest_mapping(USAGE_COLUMNS, usage, connection="product", table="public.usage_events", object="Usage__c")
+    assert "  # Contract__r.<External ID field of Contract>: <column>   # parent link (required)" in draft
+    assert yaml.safe_load(draft)["fields"]["Quantity__c"] == "quantity"

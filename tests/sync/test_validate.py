@@ -11,7 +11,7 @@ import pytest
 
 from passwork_assets.demo.sample_data import seed_erp, seed_product
 from passwork_assets.mapping.issues import MappingIssue
-from passwork_assets.mapping.live_sources import LiveSourceSchemas
+from passwork_assets.mapping.live_sources import LiveSourceSchemas, validate_live
 from passwork_assets.mapping.loader import load_mappings
 from passwork_assets.mapping.validate import validate_mappings
 from passwork_assets.salesforce.describe import StaticDescribes
@@ -240,10 +240,7 @@ def test_live_schema_problems(sample_sources: str, mdir: Path) -> None:
 def test_unreachable_source_is_reported_once(mdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PRODUCT_DATABASE_URL", raising=False)
     monkeypatch.setenv("ERP_DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none")
-    mappings = load_mappings(mdir)
-    with LiveSourceSchemas(mappings.connections) as live:
-        issues = validate_mappings(mappings, describe=_describes(), schema_for=live.table_columns,
-                                   query_columns=live.query_columns)
+    issues = validate_live(load_mappings(mdir), describe=_describes())
     unreachable = [i for i in issues if i.key == "source.connection"]
     assert len(unreachable) == 2  # one per connection, not one per flow
     product = next(i for i in unreachable if "PRODUCT_DATABASE_URL" in i.message)
