@@ -34,10 +34,11 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from salesforce_emulator.context import EmulatorContext
-from salesforce_emulator.errors import RecordError, SalesforceError, json_parser_error, not_found
+from salesforce_emulator.errors import RecordError, SalesforceError, not_found
 from salesforce_emulator.ids import make_id
 from salesforce_emulator.org import Org
-from salesforce_emulator.responses import STANDARD_HEADERS, sf_error_response, sf_json, sf_no_content
+from salesforce_emulator.responses import STANDARD_HEADERS, sf_json, sf_no_content
+from salesforce_emulator.routing import api_version, read_json_object
 from salesforce_emulator.soql import run_query, validate_query
 from salesforce_emulator.values import now_datetime
 
@@ -776,47 +777,30 @@ def _csv_response(path: Path) -> Response:
     return FileResponse(path, headers=_csv_headers())
 
 
-async def _json_body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    try:
-        body = json.loads(raw or b"null")
-    except (ValueError, UnicodeDecodeError) as error:
-        raise json_parser_error(f"Unexpected character in the request body: {error}") from None
-    if not isinstance(body, dict):
-        raise json_parser_error("The request body must be a JSON object")
-    return body
-
-
 def routes(ctx: EmulatorContext) -> list[BaseRoute]:
     """The /jobs/ingest and /jobs/query resources."""
     bulk = Bulk2(ctx.org, ctx.config.data_dir / "bulk2", ctx.limits, ctx.faults, ctx.config.user_id)
 
-    def handled(handler: Any) -> Any:
-        async def endpoint(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except SalesforceError as error:
-                return sf_error_response(error)
-
-        return endpoint
-
     def job_of(request: Request, kind: str) -> Job:
+        api_version(request, ctx)
         job = bulk.jobs.get(request.path_params["job_id"], kind)
         if job is None:
             raise not_found()
         return job
 
     async def create_ingest(request: Request) -> Response:
-        job = bulk.create_ingest(await _json_body(request), request.path_params["version"])
+        version = api_version(request, ctx)
+        job = bulk.create_ingest(await read_json_object(request), version)
         return sf_json(job.created_json())
 
     async def create_query(request: Request) -> Response:
-        body = await _json_body(request)
-        job = bulk.create_query(body, request.path_params["version"])
+        version = api_version(request, ctx)
+        job = bulk.create_query(await read_json_object(request), version)
         return sf_json(job.created_json())
 
     def list_jobs(kind: str) -> Any:
         async def endpoint(request: Request) -> Response:
+            version = api_version(request, ctx)
             jobs = sorted(bulk.jobs.all(kind), key=lambda j: j.seq)
             job_type = request.query_params.get("jobType")
             if job_type:
@@ -827,7 +811,6 @@ def routes(ctx: EmulatorContext) -> list[BaseRoute]:
                 start = int(locator)
             page = jobs[start:start + LIST_PAGE_SIZE]
             more = start + LIST_PAGE_SIZE < len(jobs)
-            version = request.path_params["version"]
             return sf_json({
                 "done": not more,
                 "records": [job.list_json() for job in page],
@@ -843,7 +826,7 @@ def routes(ctx: EmulatorContext) -> list[BaseRoute]:
             if request.method == "GET":
                 return sf_json(job.info_json())
             if request.method == "PATCH":
-                changed = bulk.change_state(job, await _json_body(request))
+                changed = bulk.change_state(job, await read_json_object(request))
                 return sf_json(changed.changed_json() if kind == "ingest" else changed.created_json())
             bulk.delete(job)
             return sf_no_content()
@@ -881,27 +864,27 @@ def routes(ctx: EmulatorContext) -> list[BaseRoute]:
     ingest_job = f"{base}/ingest/{{job_id}}"
     query_job = f"{base}/query/{{job_id}}"
     table: list[BaseRoute] = [
-        Route(f"{base}/ingest", handled(create_ingest), methods=["POST"]),
-        Route(f"{base}/ingest/", handled(create_ingest), methods=["POST"]),
-        Route(f"{base}/ingest", handled(list_jobs("ingest")), methods=["GET"]),
-        Route(f"{base}/ingest/", handled(list_jobs("ingest")), methods=["GET"]),
-        Route(ingest_job, handled(job_resource("ingest")), methods=["GET", "PATCH", "DELETE"]),
-        Route(f"{ingest_job}/", handled(job_resource("ingest")), methods=["GET", "PATCH", "DELETE"]),
-        Route(f"{ingest_job}/batches", handled(upload), methods=["PUT"]),
-        Route(f"{ingest_job}/batches/", handled(upload), methods=["PUT"]),
-        Route(f"{base}/query", handled(create_query), methods=["POST"]),
-        Route(f"{base}/query/", handled(create_query), methods=["POST"]),
-        Route(f"{base}/query", handled(list_jobs("query")), methods=["GET"]),
-        Route(f"{base}/query/", handled(list_jobs("query")), methods=["GET"]),
-        Route(query_job, handled(job_resource("query")), methods=["GET", "PATCH", "DELETE"]),
-        Route(f"{query_job}/", handled(job_resource("query")), methods=["GET", "PATCH", "DELETE"]),
-        Route(f"{query_job}/results", handled(query_results), methods=["GET"]),
-        Route(f"{query_job}/results/", handled(query_results), methods=["GET"]),
+        Route(f"{base}/ingest", create_ingest, methods=["POST"]),
+        Route(f"{base}/ingest/", create_ingest, methods=["POST"]),
+        Route(f"{base}/ingest", list_jobs("ingest"), methods=["GET"]),
+        Route(f"{base}/ingest/", list_jobs("ingest"), methods=["GET"]),
+        Route(ingest_job, job_resource("ingest"), methods=["GET", "PATCH", "DELETE"]),
+        Route(f"{ingest_job}/", job_resource("ingest"), methods=["GET", "PATCH", "DELETE"]),
+        Route(f"{ingest_job}/batches", upload, methods=["PUT"]),
+        Route(f"{ingest_job}/batches/", upload, methods=["PUT"]),
+        Route(f"{base}/query", create_query, methods=["POST"]),
+        Route(f"{base}/query/", create_query, methods=["POST"]),
+        Route(f"{base}/query", list_jobs("query"), methods=["GET"]),
+        Route(f"{base}/query/", list_jobs("query"), methods=["GET"]),
+        Route(query_job, job_resource("query"), methods=["GET", "PATCH", "DELETE"]),
+        Route(f"{query_job}/", job_resource("query"), methods=["GET", "PATCH", "DELETE"]),
+        Route(f"{query_job}/results", query_results, methods=["GET"]),
+        Route(f"{query_job}/results/", query_results, methods=["GET"]),
     ]
     # simple-salesforce asks for unprocessedRecords, the documentation names unprocessedrecords: serve both.
     for path_name, file_name in (("successfulResults", "successfulResults"), ("failedResults", "failedResults"),
                                  ("unprocessedrecords", "unprocessedRecords"),
                                  ("unprocessedRecords", "unprocessedRecords")):
-        table.append(Route(f"{ingest_job}/{path_name}", handled(results(file_name)), methods=["GET"]))
-        table.append(Route(f"{ingest_job}/{path_name}/", handled(results(file_name)), methods=["GET"]))
+        table.append(Route(f"{ingest_job}/{path_name}", results(file_name), methods=["GET"]))
+        table.append(Route(f"{ingest_job}/{path_name}/", results(file_name), methods=["GET"]))
     return table

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from salesforce_emulator import ids
 from salesforce_emulator.faults import Faults
 from salesforce_emulator.limits import Limits
 from salesforce_emulator.org import Org
@@ -15,8 +16,8 @@ from salesforce_emulator.store import Store
 # API versions the org answers to (Bulk 2.0 ingest exists from 41.0).
 API_VERSIONS = [f"{v}.0" for v in range(41, 65)]
 DEFAULT_API_VERSION = "59.0"
-ORG_ID = "00D5g000004Emu1EAC"
-USER_ID = "0055g00000Emu1AAAQ"
+ORG_ID = ids.to_18("00D5g000004Emu1")
+USER_ID = ids.to_18("0055g00000Emu1A")
 
 
 @dataclass

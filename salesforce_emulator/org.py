@@ -157,7 +157,7 @@ class Org:
         key = match_key(f, value)
         if key is None:
             return []
-        if f.external_id or f.unique:
+        if f.external_id or f.unique or f.id_lookup:
             matches = self.store.fetch_by_keys(odef.name, f, [key]).get(key, [])
             return [self._record(odef, data) for _, data in matches if data is not None]
         return [r for r in self.iter_records(odef.name) if match_key(f, r.get(f.name)) == key]
@@ -229,12 +229,14 @@ class Org:
         external_id_field: str | None = None,
         all_or_none: bool = False,
         value_format: str = "json",
+        dry_run: bool = False,
     ) -> list[WriteOutcome]:
         """Insert, update, upsert, delete or hardDelete ``rows`` of ``obj``; one outcome per row, in order.
 
         ``value_format`` "json": typed values, parent links as ``{"Rel": {"ExtField": value}}``, null clears.
         ``value_format`` "csv": strings, parent links as ``Rel.ExtField`` keys, "" leaves a field as is (null on
-        insert), ``#N/A`` clears. With ``all_or_none`` nothing is written unless every row succeeds.
+        insert), ``#N/A`` clears. With ``all_or_none`` nothing is written unless every row succeeds. With ``dry_run``
+        the rows are checked and nothing is written (outcomes carry the errors; new records have no Id).
         Raises SalesforceError for a request-level problem (unknown object, operation or upsert field).
         """
         try:
@@ -255,10 +257,11 @@ class Org:
             if not upsert_field.id_lookup:
                 raise SalesforceError(400, "INVALID_FIELD", _not_indexed(odef, upsert_field.name).message)
         with self.store.lock:
-            return self._write_locked(odef, operation, rows, upsert_field, all_or_none, value_format)
+            return self._write_locked(odef, operation, rows, upsert_field, all_or_none, value_format, dry_run)
 
     def _write_locked(self, odef: ObjectDef, operation: str, rows: Sequence[Mapping[str, Any]],
-                      upsert_field: FieldDef | None, all_or_none: bool, value_format: str) -> list[WriteOutcome]:
+                      upsert_field: FieldDef | None, all_or_none: bool, value_format: str, dry_run: bool
+                      ) -> list[WriteOutcome]:
         pending = self._read_rows(odef, operation, rows, upsert_field, value_format)
         if operation in ("delete", "hardDelete"):
             self._match_by_id(odef, pending, operation)
@@ -274,6 +277,9 @@ class Org:
             for p in pending:
                 if p.error is None and self.faults.lock_row():
                     p.error = _LOCKED
+        if dry_run:
+            return [WriteOutcome(p.existing or p.target, p.error is None and p.existing is None, p.error)
+                    for p in pending]
         if all_or_none and any(p.error is not None for p in pending):
             return [WriteOutcome(p.existing or p.target, False, p.error or ALL_OR_NONE_ROLLED_BACK) for p in pending]
         with self.store.transaction():
@@ -448,7 +454,7 @@ class Org:
                 live = {rid for rid, (deleted, _) in self.store.fetch_by_ids(parent_name, normalized.values()).items()
                         if not deleted}
                 found[(parent_name, field_name)] = {k: [full] for k, full in normalized.items() if full in live}
-            elif pf.external_id or pf.unique:
+            elif pf.external_id or pf.unique or pf.id_lookup:
                 matches = self.store.fetch_by_keys(parent_name, pf, keys, with_data=False)
                 found[(parent_name, field_name)] = {k: [rid for rid, _ in v] for k, v in matches.items()}
             else:

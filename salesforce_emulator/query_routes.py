@@ -24,6 +24,7 @@ from salesforce_emulator.context import EmulatorContext
 from salesforce_emulator.errors import SalesforceError
 from salesforce_emulator.ids import make_id
 from salesforce_emulator.responses import sf_error_response, sf_json
+from salesforce_emulator.routing import api_version
 from salesforce_emulator.soql import QueryResult, malformed, run_query
 
 PAGE_SIZE = 2000
@@ -118,7 +119,7 @@ def routes(ctx: EmulatorContext) -> list[BaseRoute]:
 
     def first_page(include_deleted: bool):
         async def handler(request: Request) -> Response:
-            version = request.path_params["version"]
+            version = api_version(request, ctx)
             soql = request.query_params.get("q")
             try:
                 if soql is None or not soql.strip():
@@ -135,7 +136,7 @@ def routes(ctx: EmulatorContext) -> list[BaseRoute]:
 
     def next_page(include_deleted: bool):
         async def handler(request: Request) -> Response:
-            version = request.path_params["version"]
+            version = api_version(request, ctx)
             locator, _, start_text = request.path_params["locator"].rpartition("-")
             cursor = locators.get(locator) if locator and start_text.isdigit() else None
             if cursor is None:

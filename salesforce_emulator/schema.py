@@ -49,6 +49,7 @@ class FieldDef:
     case_sensitive: bool = False
     reference_to: list[str] = field(default_factory=list)
     relationship_name: str | None = None
+    child_relationship_name: str | None = None
     relationship_order: int | None = None
     cascade_delete: bool = False
     picklist_values: list[str] = field(default_factory=list)
@@ -225,6 +226,7 @@ def _field_from_yaml(path: Path, obj: str, name: str, spec: Any) -> FieldDef:
         case_sensitive=bool(spec.get("case_sensitive", False)),
         reference_to=list(reference_to),
         relationship_name=spec.get("relationship_name"),
+        child_relationship_name=spec.get("child_relationship_name"),
         relationship_order=0 if master_detail else None,
         cascade_delete=master_detail or bool(spec.get("cascade_delete", False)),
         picklist_values=values,

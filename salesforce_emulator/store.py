@@ -55,7 +55,9 @@ class ObjectTable:
     def __init__(self, obj: ObjectDef) -> None:
         self.obj = obj
         self.name = f"obj_{obj.name}"
-        self.key_fields: list[FieldDef] = [f for f in obj.fields.values() if f.external_id or f.unique]
+        self.key_fields: list[FieldDef] = [
+            f for f in obj.fields.values() if (f.external_id or f.unique or f.id_lookup) and f.type != "id"
+        ]
         self.ref_fields: list[FieldDef] = [f for f in obj.fields.values() if f.type == "reference"]
         self.extra_columns = [key_column(f.name) for f in self.key_fields] + [ref_column(f.name) for f in self.ref_fields]
         columns = ", ".join(["id", "deleted", "data", *self.extra_columns])

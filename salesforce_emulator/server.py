@@ -1,0 +1,92 @@
+"""Running the emulator: bind the socket, serve HTTPS with uvicorn, publish connection.json, stop cleanly."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+from pathlib import Path
+
+import uvicorn
+
+from salesforce_emulator.app import build_app
+from salesforce_emulator.auth_routes import login_domain
+from salesforce_emulator.context import EmulatorConfig, create_context
+from salesforce_emulator.tls import ensure_tls
+
+log = logging.getLogger("salesforce_emulator")
+
+
+def connection_info(config: EmulatorConfig, ca_cert: Path, access_token: str, port: int) -> dict[str, str]:
+    """The connection.json document: how clients reach and log in to this emulator."""
+    return {
+        "instance_url": config.instance_url,
+        "ca_cert": str(ca_cert),
+        "api_version": config.default_api_version,
+        "username": config.username,
+        "password": config.password,
+        "security_token": config.security_token,
+        "consumer_key": config.consumer_key,
+        "consumer_secret": config.consumer_secret,
+        "access_token": access_token,
+        "domain": login_domain(config.host if config.host not in {"0.0.0.0", "::"} else "127.0.0.1", port),
+    }
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(text, encoding="utf-8")
+    temporary.chmod(0o600)
+    os.replace(temporary, path)
+
+
+def serve(config: EmulatorConfig) -> None:
+    """Serve until interrupted (Ctrl-C / SIGTERM); connection.json is removed on the way out."""
+    ctx = create_context(config)
+    tls = ensure_tls(config.data_dir / "tls", config.host)
+    family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((config.host, config.port))
+    port = sock.getsockname()[1]
+    public_host = "127.0.0.1" if config.host in {"0.0.0.0", "::"} else config.host
+    host_part = f"[{public_host}]" if ":" in public_host else public_host
+    config.instance_url = f"https://{host_part}:{port}"
+    app = build_app(ctx)
+    server = uvicorn.Server(uvicorn.Config(
+        app, ssl_certfile=str(tls.server_cert), ssl_keyfile=str(tls.server_key), log_level="warning",
+        access_log=False, timeout_graceful_shutdown=1, lifespan="off",
+    ))
+    info = connection_info(config, tls.ca_cert, ctx.static_token, port)
+    connection_file = config.data_dir / "connection.json"
+
+    original_startup = server.startup
+
+    async def startup(sockets: list[socket.socket] | None = None) -> None:
+        await original_startup(sockets=sockets)
+        # Published only once the socket accepts connections, so a waiting client can connect at once.
+        _write_atomically(connection_file, json.dumps(info, indent=2))
+        print(_banner(info, connection_file), flush=True)
+
+    server.startup = startup  # type: ignore[method-assign]
+    try:
+        server.run(sockets=[sock])
+    finally:
+        connection_file.unlink(missing_ok=True)
+        ctx.org.store.close()
+        sock.close()
+
+
+def _banner(info: dict[str, str], connection_file: Path) -> str:
+    return (
+        f"Salesforce emulator listening on {info['instance_url']}\n"
+        f"  connection details: {connection_file}\n"
+        f"  trust the CA:       {info['ca_cert']}  (requests: session.verify = <that file>)\n"
+        "  simple-salesforce:\n"
+        "    session = requests.Session(); session.verify = '<ca_cert>'; session.trust_env = False\n"
+        f"    Salesforce(username=..., password=..., security_token=..., domain='{info['domain']}', session=session)\n"
+        f"    Salesforce(instance_url='{info['instance_url']}', session_id=<access_token>, session=session)\n"
+        "  operator endpoints:  /__emulator/{reset,records/<Object>,api-calls,faults,limits,sessions/expire}\n"
+        "  stop with Ctrl-C"
+    )
