@@ -230,13 +230,6 @@ class JobStore:
             self._db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
         shutil.rmtree(self.folder(job_id), ignore_errors=True)
 
-    def clear(self) -> None:
-        with self._lock:
-            for job_id in list(self._jobs):
-                shutil.rmtree(self.folder(job_id), ignore_errors=True)
-            self._jobs.clear()
-            self._db.execute("DELETE FROM jobs")
-
     def close(self) -> None:
         self._db.close()
 
@@ -391,10 +384,6 @@ class Bulk2:
                 writer.writerow(header)
                 writer.writerows(reader)
         self._finish(job, "Failed", "InternalServerError : processing was interrupted by a restart of the org")
-
-    def reset(self) -> None:
-        """Forget every job (operator reset)."""
-        self.jobs.clear()
 
     def _worker(self, work: queue.Queue[str], process: Any) -> None:
         while True:

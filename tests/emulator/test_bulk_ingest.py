@@ -26,10 +26,9 @@ RECORDED_INFO_KEYS = [
 
 @pytest.fixture
 def sf(emulator):
-    emulator.reset()
-    emulator.operator("/__emulator/faults", method="POST", json={})
+    emulator.reset()  # also clears the fault settings
     yield emulator.salesforce()
-    emulator.operator("/__emulator/faults", method="POST", json={})
+    emulator.reset()
 
 
 def _parents(sf) -> None:
@@ -130,7 +129,7 @@ def test_header_error_fails_the_job(sf, tmp_path: Path) -> None:
 
 def test_lock_faults_land_in_failed_results(sf, emulator, tmp_path: Path) -> None:
     _parents(sf)
-    emulator.operator("/__emulator/faults", method="POST",
+    emulator.operator("faults", method="POST",
                       json={"seed": 3, "lock_rate": 1.0, "lock_objects": ["Usage__c"]})
     file = _usage_file(tmp_path, [["U-1", "C-1", "2024-05-01", "1"], ["U-2", "C-1", "2024-05-02", "2"]])
     [job] = sf.bulk2.Usage__c.upsert(csv_file=file, external_id_field="UsageKey__c", wait=WAIT)
@@ -144,7 +143,7 @@ def test_lock_faults_land_in_failed_results(sf, emulator, tmp_path: Path) -> Non
 
 def test_fault_injected_job_failure_leaves_unprocessed_records(sf, emulator, tmp_path: Path) -> None:
     _parents(sf)
-    emulator.operator("/__emulator/faults", method="POST", json={"failing_bulk_jobs": 1})
+    emulator.operator("faults", method="POST", json={"failing_bulk_jobs": 1})
     file = _usage_file(tmp_path, [["U-1", "C-1", "2024-05-01", "1"], ["U-2", "C-1", "2024-05-02", "2"]])
     with pytest.raises(SalesforceOperationError):
         sf.bulk2.Usage__c.upsert(csv_file=file, external_id_field="UsageKey__c", wait=WAIT)
