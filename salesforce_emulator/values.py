@@ -12,6 +12,7 @@ import math
 import re
 from collections.abc import Callable
 from datetime import date, datetime, timezone
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from salesforce_emulator.errors import RecordError
@@ -111,19 +112,26 @@ def _decimal(f: FieldDef) -> Converter:
     # precision 0 (some describe outputs) means no declared limit.
     bound = 10.0 ** (f.precision - f.scale) if f.precision else math.inf
 
+    quantum = Decimal(1).scaleb(-scale)
+
     def convert(value: Any) -> float:
         if type(value) is str:
+            text = value.strip()
             try:
-                number = float(value)
+                number = float(text)
             except ValueError:
                 raise TypeMismatch from None
         elif isinstance(value, bool) or not isinstance(value, (int, float)):
             raise TypeMismatch
         else:
             number = float(value)
+            text = repr(value)
         if not math.isfinite(number):
             raise TypeMismatch
-        number = round(number, scale)
+        point = text.find(".")
+        if (point >= 0 and len(text) - point - 1 > scale) or "e" in text or "E" in text:
+            # Round half up in decimal, as Salesforce does, not in binary floating point.
+            number = float(Decimal(text).quantize(quantum, rounding=ROUND_HALF_UP))
         if abs(number) >= bound:
             raise _out_of_range(f, value)
         return number + 0.0  # turns -0.0 into 0.0
