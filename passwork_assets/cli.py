@@ -49,8 +49,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from passwork_assets.mapping.loader import load_mappings
     from passwork_assets.mapping.validate import validate_mappings
 
+    from passwork_assets.source.live_schema import LiveSourceSchemas
+
     mappings = load_mappings(args.mappings)
-    issues = validate_mappings(mappings, describe=_client())
+    client = _client()
+    with LiveSourceSchemas(mappings.connections) as live:
+        issues = validate_mappings(mappings, describe=client, schema_for=live.table, query_columns=live.query)
     for issue in issues:
         print(str(issue), file=sys.stderr)
     if issues:

@@ -102,6 +102,8 @@ def error_code_and_message(exc: SalesforceError) -> tuple[str, str]:
 
 
 def _is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, requests.exceptions.SSLError):
+        return False  # a certificate problem does not fix itself; retrying only delays the message
     if isinstance(exc, (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)):
         return True
     if isinstance(exc, SalesforceGeneralError):
@@ -112,6 +114,20 @@ def _is_transient(exc: BaseException) -> bool:
     return False
 
 
+class PinnedCASession(requests.Session):
+    """A requests session that trusts exactly the CA bundle it was given.
+
+    requests lets `REQUESTS_CA_BUNDLE` / `CURL_CA_BUNDLE` from the environment override `Session.verify`
+    (psf/requests#3829), which would silently drop a configured `SALESFORCE_CA_BUNDLE`.
+    """
+
+    def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any) -> Any:
+        settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
+        if isinstance(self.verify, str) and verify in (None, True):
+            settings["verify"] = self.verify
+        return settings
+
+
 class SalesforceClient:
     """A logged-in connection to one org, shared by every flow of a run."""
 
@@ -120,7 +136,7 @@ class SalesforceClient:
         self.retry = retry or RetryPolicy()
         self.usage = ApiUsage()
         self._describes: dict[str, ObjectDescribe] = {}
-        self.session = requests.Session()
+        self.session = PinnedCASession()
         if settings.ca_bundle:
             self.session.verify = settings.ca_bundle
         # Every HTTP exchange with the org counts against its daily budget; a response hook sees them all,
@@ -160,6 +176,11 @@ class SalesforceClient:
                 f"Salesforce refused the login at {s.describe_target()}: {exc.code}: {exc.message}"
             ) from None
         except (requests.ConnectionError, requests.Timeout) as exc:
+            if isinstance(exc, requests.exceptions.SSLError) and s.ca_bundle:
+                raise SalesforceUnavailable(
+                    f"TLS verification of {s.describe_target()} failed with SALESFORCE_CA_BUNDLE={s.ca_bundle}: "
+                    f"{_short(exc)}"
+                ) from None
             raise SalesforceUnavailable(
                 f"cannot reach Salesforce at {s.describe_target()}: {type(exc).__name__}: {_short(exc)}"
             ) from None

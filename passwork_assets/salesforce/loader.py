@@ -24,11 +24,11 @@ import polars as pl
 
 from passwork_assets.salesforce.client import RequestRejected, SalesforceClient
 from passwork_assets.salesforce.describe import ObjectDescribe
+from passwork_assets.transform import CLEAR as CLEAR_VALUE
+from passwork_assets.transform import KEY_COLUMN
 
 log = logging.getLogger(__name__)
 
-KEY_COLUMN = "__key"
-CLEAR_VALUE = "#N/A"
 # Bulk 2.0 takes at most 100 MB of CSV per upload; stay clear of the edge (the size is counted in bytes).
 MAX_UPLOAD_BYTES = 95 * 1024 * 1024
 COLLECTION_SIZE = 200

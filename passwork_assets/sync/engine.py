@@ -33,21 +33,20 @@ from passwork_assets.salesforce.client import (
     SalesforceUnavailable,
 )
 from passwork_assets.salesforce.describe import ObjectDescribe
-from passwork_assets.salesforce.loader import KEY_COLUMN, LoadOptions, LoadResult, load_records
+from passwork_assets.salesforce.loader import LoadOptions, LoadResult, load_records
 from passwork_assets.source.connect import open_connection
 from passwork_assets.source.extract import stream_frames
 from passwork_assets.source.query import build_extract_query
 from passwork_assets.state.store import StateStore
 from passwork_assets.sync.results import FlowRunResult
 from passwork_assets.sync.settings import SyncSettings
-from passwork_assets.transform import Reject, build_records
+from passwork_assets.transform import HASH_COLUMN, KEY_COLUMN, Reject, build_records
 
 log = logging.getLogger(__name__)
 
-HASH_COLUMN = "__hash"
 PREVIEW_ROWS = 20
 # Rejects that can clear without a change in the source: the parent may arrive, the lock may free up.
-_RETRYABLE_REJECT_CODES = frozenset({"UNABLE_TO_LOCK_ROW", "UNPROCESSED", "PARENT_NOT_FOUND"})
+_RETRYABLE_REJECT_CODES = frozenset({"UNABLE_TO_LOCK_ROW", "UNPROCESSED"})
 
 
 class FlowSelectionError(ValueError):
@@ -316,12 +315,9 @@ class FlowRun:
             rejects = []
             for outcome in failed:
                 row = rows.get(outcome.key, {})
-                code = outcome.code or "UNKNOWN_ERROR"
-                if is_missing_parent(outcome.code, outcome.message):
-                    code = "PARENT_NOT_FOUND"
                 rejects.append(Reject(
-                    flow=self.flow.flow, key=outcome.key, code=code,
-                    message=f"{outcome.code}: {outcome.message}" if code != outcome.code else (outcome.message or ""),
+                    flow=self.flow.flow, key=outcome.key, code=outcome.code or "UNKNOWN_ERROR",
+                    message=outcome.message or "",
                     field=outcome.fields or None,
                     value=str(row.get(outcome.fields)) if outcome.fields and outcome.fields in row else None,
                     row=row,
@@ -351,6 +347,7 @@ class FlowRun:
             and r.get("key") not in self.seen_keys
             and isinstance(r.get("row"), dict) and r["row"].get(KEY_COLUMN) is not None
         ]
+        pending = self._parents_now_present(pending)
         if not pending:
             return
         rows = [{k: (None if v is None else str(v)) for k, v in r["row"].items()} for r in pending]
@@ -359,3 +356,40 @@ class FlowRun:
         # They were counted as rejects when first held back; this run counts what happens to them now.
         self._load(frame, describe)
 
+
+    def _parents_now_present(self, pending: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Keep transient rejects, and missing-parent rejects whose parents exist in Salesforce now.
+
+        Re-sending an orphan whose parent is still missing would only fail again and make a no-change
+        re-sync send rows; one query per parent object tells which parents have arrived.
+        """
+        orphans = [r for r in pending if is_missing_parent(r.get("code"), r.get("message"))]
+        if not orphans:
+            return pending
+        present: dict[str, set[str]] = {}
+        for link in self.flow.parent_links:
+            if not link.parent_object or not link.parent_external_id:
+                continue
+            wanted = {str(r["row"].get(link.target)) for r in orphans if r["row"].get(link.target)}
+            present[link.target] = self._existing_keys(link.parent_object, link.parent_external_id, wanted)
+
+        def ready(r: dict[str, Any]) -> bool:
+            return all(not r["row"].get(col) or str(r["row"][col]) in keys for col, keys in present.items())
+
+        return [r for r in pending if r not in orphans or ready(r)]
+
+    def _existing_keys(self, object_name: str, field: str, values: set[str]) -> set[str]:
+        """Which of `values` exist as `field` on `object_name` in Salesforce (SOQL, 200 values a query)."""
+        found: set[str] = set()
+        ordered = sorted(values)
+        for start in range(0, len(ordered), 200):
+            chunk = ordered[start:start + 200]
+            literals = ", ".join(soql_literal(v) for v in chunk)
+            records = self.client.query_all(f"SELECT {field} FROM {object_name} WHERE {field} IN ({literals})")
+            found.update(str(r[field]) for r in records if r.get(field) is not None)
+        return found
+
+
+def soql_literal(value: str) -> str:
+    """A SOQL string literal: backslash and quote escaped as SOQL requires."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
