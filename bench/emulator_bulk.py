@@ -38,6 +38,23 @@ def _vm_hwm_kib(pid: int) -> int:
     raise RuntimeError(f"no VmHWM line in /proc/{pid}/status")
 
 
+def _emulator_pid(data_dir: Path) -> int:
+    """The pid of this process's emulator child serving ``data_dir`` (found in /proc: the child's command line)."""
+    me = os.getpid()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text(encoding="ascii")
+            command = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue  # the process ended meanwhile
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        if parent == me and b"salesforce_emulator" in command and str(data_dir).encode() in command:
+            return int(entry.name)
+    raise RuntimeError(f"no emulator process for {data_dir} among the children of {me}")
+
+
 def _write_usage_csv(path: Path, rows: int) -> int:
     """The Usage__c upload file; returns its size in bytes."""
     with open(path, "w", encoding="utf-8", newline="") as target:
@@ -58,6 +75,7 @@ def run_child(rows: int, work: Path) -> dict[str, object]:
     from salesforce_emulator.testing import EmulatorProcess
 
     emulator = EmulatorProcess(data_dir=work / "emulator").start()
+    emulator_pid = _emulator_pid(work / "emulator")
     try:
         sf = emulator.salesforce()
         accounts = [{"AccountKey__c": f"AC-{i:05d}", "Name": f"Account {i}"} for i in range(ACCOUNTS)]
@@ -88,7 +106,7 @@ def run_child(rows: int, work: Path) -> dict[str, object]:
             "rows_per_s": round(rows / elapsed),
             "server_s": round(server_ms / 1000, 2),
             "server_rows_per_s": round(rows / (server_ms / 1000)) if server_ms else None,
-            "emulator_peak_rss_mb": round(_vm_hwm_kib(emulator.pid) / 1024),
+            "emulator_peak_rss_mb": round(_vm_hwm_kib(emulator_pid) / 1024),
             "client_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         }
     finally:

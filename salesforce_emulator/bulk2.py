@@ -36,7 +36,7 @@ from starlette.routing import BaseRoute, Route
 from salesforce_emulator.context import EmulatorContext
 from salesforce_emulator.errors import RecordError, SalesforceError, not_found
 from salesforce_emulator.ids import make_id
-from salesforce_emulator.org import Org
+from salesforce_emulator.org import Org, WriteOutcome
 from salesforce_emulator.responses import STANDARD_HEADERS, sf_json, sf_no_content
 from salesforce_emulator.routing import api_version, read_json_object
 from salesforce_emulator.soql import run_query, validate_query
@@ -265,16 +265,17 @@ class _ResultFiles:
         self.failure.write(f'"sf__Id"{job.delimiter}"sf__Error"{job.delimiter}{header_text.getvalue()}')
         self.unprocessed_writer.writerow(header)
 
-    def write(self, rows: list[list[str]], outcomes: list[tuple[str, bool, RecordError | None]]) -> int:
+    def write(self, rows: list[list[str]], outcomes: list[WriteOutcome]) -> int:
         """Record processed rows; returns how many failed."""
         succeeded: list[list[str]] = []
         failed_lines: list[str] = []
         delimiter, newline = self.job.delimiter, self.job.newline
-        for row, (record_id, created, error) in zip(rows, outcomes):
-            if error is None:
-                succeeded.append([record_id, "true" if created else "false", *row])
+        for row, outcome in zip(rows, outcomes):
+            if outcome.error is None:
+                succeeded.append([outcome.id, "true" if outcome.created else "false", *row])
             else:
-                failed_lines.append(_quoted_row([record_id or "", error.to_bulk(), *row], delimiter, newline))
+                failed_lines.append(
+                    _quoted_row([outcome.id or "", outcome.error.to_bulk(), *row], delimiter, newline))
         self.success_writer.writerows(succeeded)
         self.failure.write("".join(failed_lines))
         return len(failed_lines)
@@ -519,19 +520,13 @@ class Bulk2:
                                   "remaining records are unprocessed")  # UNCONFIRMED wording
             chunk_started = time.monotonic()
             self.limits.count("DailyBulkApiBatches")
-            good_index = [i for i, row in enumerate(rows) if len(row) == width]
-            outcomes: list[tuple[str, bool, RecordError | None]] = [
-                ("", False, RecordError(
-                    "INVALID_FIELD", f"Row has {len(row)} columns, the header has {width}", []  # UNCONFIRMED wording
-                )) for row in rows
-            ]
-            if good_index:
-                written = self.org.write_many(
-                    job.object, job.operation, [dict(zip(keys, rows[i])) for i in good_index],
+            if all(len(row) == width for row in rows):
+                outcomes = self.org.write_many(
+                    job.object, job.operation, [dict(zip(keys, row)) for row in rows],
                     external_id_field=job.external_id_field, value_format="csv",
                 )
-                for i, outcome in zip(good_index, written):
-                    outcomes[i] = (outcome.id or "", outcome.created, outcome.error)
+            else:
+                outcomes = self._write_ragged(job, keys, rows)
             job.failed += files.write(rows, outcomes)
             job.processed += len(rows)
             chunks += 1
@@ -546,6 +541,23 @@ class Bulk2:
             raise _JobFailure("InternalServerError : Failed to process the job after retries")  # UNCONFIRMED
         job.total_ms = int((time.monotonic() - started) * 1000)
         self._finish(job, "JobComplete")
+
+    def _write_ragged(self, job: Job, keys: list[str], rows: list[list[str]]) -> list[WriteOutcome]:
+        """A chunk with rows whose column count differs from the header's: those rows fail, the rest are written."""
+        width = len(keys)
+        outcomes = [
+            WriteOutcome(None, False, RecordError(
+                "INVALID_FIELD", f"Row has {len(row)} columns, the header has {width}", []))  # UNCONFIRMED wording
+            if len(row) != width else None
+            for row in rows
+        ]
+        good = [i for i, row in enumerate(rows) if len(row) == width]
+        if good:
+            written = self.org.write_many(job.object, job.operation, [dict(zip(keys, rows[i])) for i in good],
+                                          external_id_field=job.external_id_field, value_format="csv")
+            for i, outcome in zip(good, written):
+                outcomes[i] = outcome
+        return [outcome for outcome in outcomes if outcome is not None]
 
     # -- query -------------------------------------------------------------------------------------------
 
