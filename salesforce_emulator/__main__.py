@@ -35,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         serve(config)
+    except KeyboardInterrupt:
+        return 0
     except SchemaError as exc:
         print(f"salesforce_emulator: {exc}", file=sys.stderr)
         return 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import socket
 from pathlib import Path
 
@@ -70,12 +71,20 @@ def serve(config: EmulatorConfig) -> None:
         print(_banner(info, connection_file), flush=True)
 
     server.startup = startup  # type: ignore[method-assign]
+    # uvicorn re-raises the stop signal once it has shut down; with the default SIGTERM action that would kill
+    # the process before the clean-up below, so SIGTERM becomes a normal exit here.
+    previous = signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
         server.run(sockets=[sock])
     finally:
         connection_file.unlink(missing_ok=True)
         ctx.org.store.close()
         sock.close()
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def _banner(info: dict[str, str], connection_file: Path) -> str:
