@@ -49,9 +49,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from passwork_assets.mapping.loader import load_mappings
     from passwork_assets.mapping.validate import validate_mappings
 
+    from passwork_assets.mapping.loader import MappingError
     from passwork_assets.source.live_schema import LiveSourceSchemas
 
-    mappings = load_mappings(args.mappings)
+    try:
+        mappings = load_mappings(args.mappings)
+    except MappingError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_FAILED
     client = _client()
     with LiveSourceSchemas(mappings.connections) as live:
         issues = validate_mappings(mappings, describe=client, schema_for=live.table, query_columns=live.query)

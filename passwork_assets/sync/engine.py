@@ -34,19 +34,26 @@ from passwork_assets.salesforce.client import (
 )
 from passwork_assets.salesforce.describe import ObjectDescribe
 from passwork_assets.salesforce.loader import LoadOptions, LoadResult, load_records
-from passwork_assets.source.connect import open_connection
-from passwork_assets.source.extract import stream_frames
-from passwork_assets.source.query import build_extract_query
-from passwork_assets.state.store import StateStore
+from passwork_assets.salesforce.describe import DescribeError, ObjectNotFound
+from passwork_assets.source.connect import SourceConnectionError, open_connection
+from passwork_assets.source.extract import ExtractError, stream_frames
+from passwork_assets.source.query import SqlRejected, build_extract_query
+from passwork_assets.source.schema import TableNotFound
+from passwork_assets.source.ssh_tunnel import SshTunnelError
+from passwork_assets.state.store import FlowLocked, StateError, StateStore
 from passwork_assets.sync.results import FlowRunResult
 from passwork_assets.sync.settings import SyncSettings
-from passwork_assets.transform import HASH_COLUMN, KEY_COLUMN, Reject, build_records
+from passwork_assets.transform import HASH_COLUMN, KEY_COLUMN, Reject, TransformError, build_records
 
 log = logging.getLogger(__name__)
 
 PREVIEW_ROWS = 20
 # Rejects that can clear without a change in the source: the parent may arrive, the lock may free up.
 _RETRYABLE_REJECT_CODES = frozenset({"UNABLE_TO_LOCK_ROW", "UNPROCESSED"})
+
+
+_USER_FACING_ERRORS = (SourceConnectionError, SshTunnelError, ExtractError, SqlRejected, TableNotFound,
+                       TransformError, FlowLocked, StateError, DescribeError, ObjectNotFound)
 
 
 class FlowSelectionError(ValueError):
@@ -176,6 +183,9 @@ class FlowRun:
             self._fail(f"Salesforce: {exc}")
         except RequestRejected as exc:
             self._fail(f"Salesforce refused a request: {exc}")
+        except _USER_FACING_ERRORS as exc:
+            # Their messages are written for the user (what, where, why); a traceback would only bury them.
+            self._fail(str(exc))
         except Exception as exc:  # reported as a failed flow with its message; the run goes on to the next flow
             log.exception("flow %s failed", self.flow.flow)
             self._fail(f"{type(exc).__name__}: {exc}")
