@@ -155,3 +155,12 @@ def test_versions_listing_needs_no_session(emulator) -> None:
     response.trust_env = False
     listing = response.get(f"{emulator.instance_url}/services/data/").json()
     assert {"label": "Winter '24", "url": "/services/data/v59.0", "version": "59.0"} in listing
+
+
+def test_soap_login_with_organization_id(emulator, conn) -> None:
+    sf = Salesforce(username=conn["username"], password=conn["password"], organizationId="00D5g000004Emu1",
+                    domain=emulator.login_domain, session=emulator.requests_session())
+    assert sf.Account.create({"Name": "IP restricted"})["success"] is True
+    with pytest.raises(SalesforceAuthenticationFailed):
+        Salesforce(username=conn["username"], password=conn["password"], organizationId="00D000000000001",
+                   domain=emulator.login_domain, session=emulator.requests_session())
