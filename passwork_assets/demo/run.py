@@ -63,7 +63,8 @@ def demo_services(home: Path) -> Iterator[DemoServices]:
             "PRODUCT_DATABASE_URL": urls["product"],
             "ERP_DATABASE_URL": urls["erp"],
             "PASSWORK_STATE_URL": urls["passwork_state"],
-            "DAGSTER_PG_URL": urls["dagster"],
+            # dagster-postgres runs on psycopg2; SQLAlchemy's plain postgresql:// would pick psycopg 3.
+            "DAGSTER_PG_URL": urls["dagster"].replace("postgresql://", "postgresql+psycopg2://", 1),
             "DAGSTER_HOME": str(dagster_home.resolve()),
             "SALESFORCE_INSTANCE_URL": emulator.instance_url,
             "SALESFORCE_ACCESS_TOKEN": connection["access_token"],
