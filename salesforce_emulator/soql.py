@@ -849,6 +849,17 @@ def _aggregate_value(aggregate: _Aggregate, rows: list[dict], get: Callable[[dic
     return min(values) if aggregate.function == "min" else max(values)
 
 
+def _paths_used(query: _Query) -> list[FieldPath]:
+    paths = [item for item in query.select if isinstance(item, FieldPath)]
+    paths += [item.path for item in query.select if isinstance(item, _Aggregate) and item.path is not None]
+    return paths + query.group_by + [path for path, _, _ in query.order]
+
+
+def _first_key(path: FieldPath) -> str:
+    """The field of the queried record a path starts from: the field itself or its first reference field."""
+    return path.hops[0].reference_field if path.hops else path.field.name
+
+
 def validate_query(org: Any, soql: str) -> tuple[str, bool]:
     """Parse ``soql`` without running it: the object's API name and whether the query aggregates.
 
@@ -871,7 +882,16 @@ def run_query(org: Any, soql: str, *, include_deleted: bool = False) -> QueryRes
         source: Iterable[dict] = org.iter_records(query.obj.name)
     else:
         source = org.iter_records(query.obj.name, include_deleted=True)
-    rows = [record for record in source if predicate is None or predicate(record)]
+    matching = (record for record in source if predicate is None or predicate(record))
+    if query.is_count_only and not query.group_by:
+        # COUNT() needs no rows at all: count them as they stream by (a million rows stay out of memory).
+        count = sum(1 for _ in matching)
+        if query.limit is not None:
+            count = min(count, query.limit)
+        return QueryResult(query.obj.name, [], count, is_aggregate=True, is_count_only=True)
+    # Keep only the fields the result, its sort and its parent lookups read: full records would cost ~1 KB each.
+    needed = {"Id"} | {_first_key(path) for path in _paths_used(query)}
+    rows = [{key: record.get(key) for key in needed} for record in matching]
 
     if query.is_aggregate or query.group_by:
         return _aggregate_result(query, rows, parents)
@@ -897,11 +917,6 @@ def run_query(org: Any, soql: str, *, include_deleted: bool = False) -> QueryRes
 
 
 def _aggregate_result(query: _Query, rows: list[dict], parents: _ParentCache) -> QueryResult:
-    if query.is_count_only and not query.group_by:
-        count = len(rows)
-        if query.limit is not None:
-            count = min(count, query.limit)
-        return QueryResult(query.obj.name, [], count, is_aggregate=True, is_count_only=True)
     group_getters = [_getter(path, parents) for path in query.group_by]
     groups: dict[tuple, list[dict]] = {}
     if query.group_by:
