@@ -19,7 +19,9 @@ demo: $(STAMP)
 	$(BIN)/passwork emulator --data .passwork/emulator
 
 # The whole suite in UTC, then the date-sensitive tests again in Asia/Tokyo (exit 5 = none selected).
+# The SSH bastion tests need a real sshd on loopback; install OpenSSH's server where it is missing.
 test: $(STAMP)
+	command -v sshd >/dev/null || test -x /usr/sbin/sshd || (apt-get update -qq && apt-get install -y -qq openssh-server >/dev/null)
 	TZ=UTC $(BIN)/python -m pytest
 	TZ=Asia/Tokyo $(BIN)/python -m pytest -m dates || test $$? -eq 5
 

@@ -9,6 +9,8 @@ import sys
 # Benchmark name -> module; each module has ``main(argv: list[str]) -> int``.
 BENCHMARKS = {
     "emulator_bulk": "bench.emulator_bulk",
+    "extract": "bench.extract",
+    "sync": "bench.sync",
 }
 
 
