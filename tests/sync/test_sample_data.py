@@ -29,6 +29,7 @@ def _seed(url: str, seed: int = 0) -> None:
     seed_erp(url, accounts=6, contracts_per_account=2, cost_lines_per_contract=2, seed=seed)
 
 
+@pytest.mark.dates
 def test_same_seed_same_rows_other_seed_other_rows(postgres) -> None:  # noqa: ANN001 - session fixture
     a = postgres.create_database("sample_a")
     b = postgres.create_database("sample_b")
@@ -72,6 +73,7 @@ def test_scale_and_shared_keys(fresh_database: str) -> None:
         assert vendors == 8
 
 
+@pytest.mark.dates
 def test_dirty_rows_are_planted_as_listed(fresh_database: str) -> None:
     product = seed_product(fresh_database, accounts=4, contracts_per_account=2, usage_days=3)
     erp = seed_erp(fresh_database, accounts=4, contracts_per_account=2)
@@ -99,6 +101,8 @@ def test_dirty_rows_are_planted_as_listed(fresh_database: str) -> None:
             (contract_no, day, metric),
         ).fetchone()[0] == 2
         assert conn.execute("SELECT count(*) FROM public.usage_events WHERE contract_no = 'C-999999'").fetchone()[0] == 1
+        # Usage days end on the fixed end date whatever the local time zone (keys embed the day).
+        assert conn.execute("SELECT max(usage_date)::text FROM public.usage_events").fetchone()[0] == "2025-06-30"
         assert conn.execute("SELECT count(*) FROM public.usage_events WHERE contract_no IS NULL").fetchone()[0] == 1
         cat = conn.execute("SELECT char_length(category) FROM erp.cost_lines WHERE cost_no = 'K-9000001'").fetchone()[0]
         assert cat > 80
