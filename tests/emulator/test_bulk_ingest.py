@@ -182,7 +182,10 @@ def test_create_answer_and_abort(sf) -> None:
     assert created["state"] == "Open" and created["id"].startswith("750")
     assert _put(sf, created["id"], b"Name\nAborted One\n").status_code == 201
     aborted = sf.restful(f"jobs/ingest/{created['id']}", method="PATCH", json={"state": "Aborted"})
-    assert aborted["state"] == "Aborted" and "contentUrl" not in aborted
+    # The state-change answer as recorded (amp-labs bulk/write/update-job-opportunity.json), for an insert job.
+    assert list(aborted) == ["id", "operation", "object", "createdById", "createdDate", "systemModstamp", "state",
+                             "concurrencyMode", "contentType", "apiVersion"]
+    assert aborted["state"] == "Aborted"
     assert _rows(sf.bulk2.Account.get_unprocessed_records(created["id"])) == [{"Name": "Aborted One"}]
     # Both spellings of the unprocessed resource answer.
     lower = sf.session.get(f"{sf.base_url}jobs/ingest/{created['id']}/unprocessedrecords/", headers=sf.headers)
@@ -198,6 +201,8 @@ def test_job_state_errors(sf) -> None:
     assert second.status_code == 400
     assert second.json()[0]["errorCode"] == "INVALIDJOBSTATE"
     assert second.json()[0]["message"].startswith(f"Found multiple contents for job: <{created['id']}>")
+    early = sf.session.get(f"{sf.base_url}jobs/ingest/{created['id']}/successfulResults/", headers=sf.headers)
+    assert early.status_code == 400 and early.json()[0]["errorCode"] == "INVALIDJOBSTATE"
     sf.restful(f"jobs/ingest/{created['id']}", method="PATCH", json={"state": "UploadComplete"})
     assert _wait_terminal(sf, created["id"])["state"] == "JobComplete"
     with pytest.raises(SalesforceMalformedRequest) as info:
