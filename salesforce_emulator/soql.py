@@ -758,6 +758,12 @@ def csv_value(value: Any) -> str:
     return str(value)
 
 
+def _zulu(value: Any) -> str:
+    if isinstance(value, str) and value.endswith("+0000"):
+        return value[:-5] + "Z"
+    return csv_value(value)
+
+
 @dataclass
 class QueryResult:
     """The rows a SOQL query selected, ready to be shaped as REST JSON pages or Bulk 2.0 CSV."""
@@ -823,8 +829,14 @@ class QueryResult:
             for row in self._rows:
                 yield [csv_value(row.get(column)) for column in self.columns]
             return
+        # Bulk CSV writes datetimes in UTC with "Z" (2024-05-01T12:00:00.000Z) where REST JSON has "+0000".
+        # UNCONFIRMED against a Bulk 2.0 recording; Bulk 1.0 CSV results look like this.
+        zulu = [path.kind == "datetime" for path in self._paths]
         for row in self._rows:
-            yield [csv_value(get(row)) for get in self._getters]
+            yield [
+                _zulu(value) if is_datetime else csv_value(value)
+                for value, is_datetime in zip((get(row) for get in self._getters), zulu)
+            ]
 
 
 def _attributes(object_name: str, record_id: str | None, api_version: str) -> dict[str, str]:

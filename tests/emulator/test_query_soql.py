@@ -107,6 +107,9 @@ def test_parent_paths_nest_with_attributes_and_null_parent(org: RecordStore) -> 
     rows = list(result.csv_rows())
     assert ["U-orphan", "", ""] in rows
     assert ["U-0", "C-1", "Acme"] in rows
+    dated = run_query(org, "SELECT CreatedDate, Quantity__c FROM Usage__c WHERE UsageKey__c = 'U-1'")
+    assert list(dated.csv_rows()) == [["2024-05-02T12:00:00.000Z", "1.0"]]
+    assert dated.records("59.0")[0]["CreatedDate"] == "2024-05-02T12:00:00.000+0000"
 
 
 def test_parent_lookups_are_cached_per_query(org: RecordStore) -> None:
