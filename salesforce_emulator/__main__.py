@@ -8,6 +8,7 @@ from pathlib import Path
 
 from salesforce_emulator.context import EmulatorConfig
 from salesforce_emulator.schema import SchemaError
+from salesforce_emulator.store import StoreError
 
 
 def parse_args(argv: list[str] | None = None) -> EmulatorConfig:
@@ -37,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         serve(config)
     except KeyboardInterrupt:
         return 0
-    except SchemaError as exc:
+    except (SchemaError, StoreError) as exc:
         print(f"salesforce_emulator: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:

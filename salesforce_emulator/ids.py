@@ -79,3 +79,45 @@ def serial_to_text(serial: int) -> str:
 def make_id(key_prefix: str, serial: int) -> str:
     """The 18-character Id of record number ``serial`` of the object with ``key_prefix``."""
     return to_18(f"{key_prefix}{INSTANCE_CODE}0{serial_to_text(serial)}")
+
+
+_upper_bits: list[int] = []
+
+
+def make_ids(key_prefix: str, first: int, count: int) -> list[str]:
+    """The Ids of ``count`` consecutive serials from ``first``; the same as ``make_id``, built for Bulk speed.
+
+    The checksum bits of the fixed head are computed once; those of the serial come from per-triple masks.
+    """
+    serial_to_text(first)  # fills the triple table and checks the range
+    if not _upper_bits:
+        _upper_bits.extend(sum(1 << i for i, c in enumerate(t) if "A" <= c <= "Z") for t in _triples)
+    head = f"{key_prefix}{INSTANCE_CODE}"
+    first_char = _chunk_char(head)
+    out = []
+    triples, bits = _triples, _upper_bits
+    for serial in range(first, first + count):
+        high, low = divmod(serial, _TRIPLE)
+        top, middle = divmod(high, _TRIPLE)
+        # Characters 5-9: "0", the top triple, the first character of the middle triple; 10-14: the rest.
+        second = (bits[top] << 1) | ((bits[middle] & 1) << 4)
+        third = (bits[middle] >> 1) | (bits[low] << 2)
+        out.append(f"{head}0{triples[top]}{triples[middle]}{triples[low]}{first_char}"
+                   f"{_SUFFIX_ALPHABET[second]}{_SUFFIX_ALPHABET[third]}")
+    return out
+
+
+_BASE62_VALUE = {c: i for i, c in enumerate(_BASE62)}
+
+
+def serial_of(record_id: str, key_prefix: str) -> int | None:
+    """The serial of an 18-character Id made by ``make_id`` for ``key_prefix``; None for any other Id."""
+    if len(record_id) != 18 or not record_id.startswith(key_prefix) or record_id[3:6] != f"{INSTANCE_CODE}0":
+        return None
+    serial = 0
+    for char in record_id[6:15]:
+        value = _BASE62_VALUE.get(char)
+        if value is None:
+            return None
+        serial = serial * 62 + value
+    return serial

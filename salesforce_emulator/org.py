@@ -38,7 +38,7 @@ class WriteOutcome:
 
 
 # Kinds of column in a row plan.
-_SKIP, _ID, _FIELD, _PARENT_EXT, _JSON_PARENT, _UNKNOWN, _BAD_PARENT = range(7)
+_SKIP, _ID, _FIELD, _PARENT_EXT, _JSON_PARENT, _UNKNOWN, _BAD_PARENT, _REFERENCE = range(8)
 
 
 class _Column:
@@ -157,10 +157,22 @@ class Org:
         key = match_key(f, value)
         if key is None:
             return []
-        if f.external_id or f.unique or f.id_lookup:
-            matches = self.store.fetch_by_keys(odef.name, f, [key]).get(key, [])
-            return [self._record(odef, data) for _, data in matches if data is not None]
-        return [r for r in self.iter_records(odef.name) if match_key(f, r.get(f.name)) == key]
+        return [self._record(odef, data) for _, data in self._lookup(odef, f, [key]).get(key, []) if data is not None]
+
+    def _lookup(self, odef: ObjectDef, f: FieldDef, keys: Sequence[str], *, with_data: bool = True
+                ) -> dict[str, list[tuple[str, str | None]]]:
+        """``{key: [(id, data_json)]}`` of live records whose ``f`` match key is in ``keys``: an index lookup
+        for External ID / unique fields, a scan for other idLookup fields."""
+        if f.name in self.store.table(odef.name).key_names:
+            return self.store.fetch_by_keys(odef.name, f, keys, with_data=with_data)
+        wanted = set(keys)
+        found: dict[str, list[tuple[str, str | None]]] = {}
+        for data in self.store.iter_data(odef.name, include_deleted=False):
+            record = _loads(data)
+            key = match_key(f, record.get(f.name))
+            if key in wanted:
+                found.setdefault(key, []).append((record["Id"], data if with_data else None))
+        return found
 
     def count(self, obj: str, *, include_deleted: bool = False) -> int:
         return self.store.count(self.schema.object(obj).name, include_deleted=include_deleted)
@@ -207,7 +219,8 @@ class Org:
             else:
                 f = obj.field(key)
                 if f is not None:
-                    plan.append(_Column(key, _FIELD, index, field=f, convert=self._converter(f, obj)))
+                    kind = _REFERENCE if f.type == "reference" else _FIELD
+                    plan.append(_Column(key, kind, index, field=f, convert=self._converter(f, obj)))
                     continue
                 rel = obj.relationship(key) if value_format == "json" else None
                 if rel is not None:
@@ -300,48 +313,43 @@ class Org:
         for row in rows:
             keys = tuple(row)
             if keys != last_keys:
-                plan = self._plan(odef, operation, value_format, keys)
+                plan = [(c.kind, c.key, c.field.name if c.field else "", c.convert, c) for c in
+                        self._plan(odef, operation, value_format, keys)]
+                if deleting:
+                    plan = [entry for entry in plan if entry[0] in (_ID, _UNKNOWN, _SKIP)]
                 last_keys = keys
             values: dict[str, Any] = {}
             p = _Pending(values)
             append(p)
             try:
-                for column in plan:
-                    kind = column.kind
-                    raw = row[column.key]
+                for kind, key, name, convert, column in plan:
+                    raw = row[key]
                     if kind == _FIELD:
-                        if deleting:
-                            continue
-                        f = column.field
                         if raw is None or raw == "":
-                            if csv:
-                                continue
-                            values[f.name] = None
+                            if not csv:
+                                values[name] = None
                         elif csv and raw == CSV_NULL:
-                            values[f.name] = None
-                        elif f.type == "reference":
-                            link = self._reference_id(odef, f, raw)
-                            if p.links is None:
-                                p.links = [link]
-                            else:
-                                p.links.append(link)
+                            values[name] = None
                         else:
                             try:
-                                values[f.name] = column.convert(raw)
+                                values[name] = convert(raw)
                             except TypeMismatch:
-                                p.error = type_error(f, raw, value_format, column.index)
+                                p.error = type_error(column.field, raw, value_format, column.index)
                                 break
-                    elif kind == _PARENT_EXT:
-                        if raw is None or raw == "" or deleting:
+                    elif kind == _PARENT_EXT or kind == _REFERENCE:
+                        if raw is None or raw == "":
+                            if not csv and kind == _REFERENCE:
+                                values[name] = None
                             continue
-                        if raw == CSV_NULL:
-                            values[column.field.name] = None
+                        if csv and raw == CSV_NULL:
+                            values[name] = None
+                            continue
+                        link = ((name, column.parent_obj.name, column.parent_field.name, raw) if kind == _PARENT_EXT
+                                else self._reference_id(odef, column.field, raw))
+                        if p.links is None:
+                            p.links = [link]
                         else:
-                            link = (column.field.name, column.parent_obj.name, column.parent_field.name, raw)
-                            if p.links is None:
-                                p.links = [link]
-                            else:
-                                p.links.append(link)
+                            p.links.append(link)
                     elif kind == _ID:
                         if raw is None or raw == "":
                             continue
@@ -353,7 +361,7 @@ class Org:
                             break
                         p.target = full
                     elif kind == _JSON_PARENT:
-                        if raw is None or deleting:
+                        if raw is None:
                             continue
                         link = self._json_parent(odef, column, raw)
                         if p.links is None:
@@ -454,16 +462,9 @@ class Org:
                 live = {rid for rid, (deleted, _) in self.store.fetch_by_ids(parent_name, normalized.values()).items()
                         if not deleted}
                 found[(parent_name, field_name)] = {k: [full] for k, full in normalized.items() if full in live}
-            elif pf.external_id or pf.unique or pf.id_lookup:
-                matches = self.store.fetch_by_keys(parent_name, pf, keys, with_data=False)
-                found[(parent_name, field_name)] = {k: [rid for rid, _ in v] for k, v in matches.items()}
             else:
-                scan: dict[str, list[str]] = {}
-                for record in self.iter_records(parent_name):
-                    key = match_key(pf, record.get(pf.name))
-                    if key in keys:
-                        scan.setdefault(key, []).append(record["Id"])
-                found[(parent_name, field_name)] = scan
+                matches = self._lookup(self.schema.object(parent_name), pf, list(keys), with_data=False)
+                found[(parent_name, field_name)] = {k: [rid for rid, _ in v] for k, v in matches.items()}
         for p in linked:
             for field_name, parent_name, parent_field, value in p.links:
                 pf = key_fields[(parent_name, parent_field)]
@@ -509,7 +510,7 @@ class Org:
         keys = [k for k, g in seen.items() if len(g) == 1]
         if not keys:
             return
-        matches = self.store.fetch_by_keys(odef.name, f, keys)
+        matches = self._lookup(odef, f, keys)
         for key in keys:
             hits = matches.get(key)
             if not hits:
@@ -563,7 +564,7 @@ class Org:
                     owners[key] = p
             if not owners:
                 continue
-            stored = self.store.fetch_by_keys(odef.name, f, list(owners), with_data=False)
+            stored = self._lookup(odef, f, list(owners), with_data=False)
             for key, hits in stored.items():
                 p = owners[key]
                 other = next((rid for rid, _ in hits if rid != p.existing), None)
@@ -585,10 +586,10 @@ class Org:
                                           len(creates)) for f in auto_fields}
             defaults = {f.name: f.default_value for f in odef.fields.values()
                         if f.default_value is not None and f.createable}
-            prefix = odef.key_prefix
+            new_record_ids = ids.make_ids(odef.key_prefix, serial, len(creates))
             insert_rows = []
             for offset, p in enumerate(creates):
-                rid = ids.make_id(prefix, serial + offset)
+                rid = new_record_ids[offset]
                 new_ids[id(p)] = rid
                 record = {"Id": rid, "IsDeleted": False, **defaults}
                 for name, value in p.values.items():
@@ -597,7 +598,7 @@ class Org:
                 for name, numbers in autos.items():
                     record[name] = numbers[offset]
                 record["CreatedDate"] = record["LastModifiedDate"] = record["SystemModstamp"] = now
-                insert_rows.append((rid, 0, _dumps(record), *table.row_values(record)))
+                insert_rows.append((serial + offset, rid, 0, _dumps(record), *table.row_values(record)))
             self.store.insert(odef.name, insert_rows)
         update_rows = []
         for p in pending:
@@ -611,7 +612,7 @@ class Org:
                     else:
                         record[name] = value
                 record["LastModifiedDate"] = record["SystemModstamp"] = now
-                update_rows.append((0, _dumps(record), *table.row_values(record), p.existing))
+                update_rows.append((0, _dumps(record), *table.row_values(record), _serial(odef, p.existing)))
         if update_rows:
             self.store.update(odef.name, update_rows)
         for p in pending:
@@ -640,7 +641,7 @@ class Org:
                 record = _loads(data or "{}")
                 record["IsDeleted"] = True
                 record["LastModifiedDate"] = record["SystemModstamp"] = now
-                rows.append((1, _dumps(record), *table.row_values(record), rid))
+                rows.append((1, _dumps(record), *table.row_values(record), _serial(odef, rid)))
             self.store.update(odef.name, rows)
         # Children: master-detail (and other cascading) children go with the parent; lookups are cleared.
         for child, f in self.schema.children_of(odef.name):
@@ -656,8 +657,15 @@ class Org:
                     record = _loads(data)
                     record.pop(f.name, None)
                     record["LastModifiedDate"] = record["SystemModstamp"] = now
-                    rows.append((0, _dumps(record), *child_table.row_values(record), rid))
+                    rows.append((0, _dumps(record), *child_table.row_values(record), _serial(child, rid)))
                 self.store.update(child.name, rows)
+
+
+def _serial(obj: ObjectDef, record_id: str) -> int:
+    serial = ids.serial_of(record_id, obj.key_prefix)
+    if serial is None:
+        raise ValueError(f"{record_id} is not an Id of this org's {obj.name} records")
+    return serial
 
 
 def _auto_number(f: FieldDef, first: int, count: int) -> list[str]:

@@ -15,12 +15,19 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from salesforce_emulator import ids
 from salesforce_emulator.schema import FieldDef, ObjectDef, OrgSchema
 
 # SQLite's default limit on host parameters is 32766 since 3.32; stay well under it per IN (...) lookup.
 LOOKUP_CHUNK = 900
 # Ids start at a serial that gives realistic-looking values (e.g. 0015g00000ABCDE...).
 FIRST_SERIAL = 62**5
+# Bumped when the table layout changes; stored in the database's user_version.
+LAYOUT_VERSION = 2
+
+
+class StoreError(ValueError):
+    """The data folder's database cannot be used by this emulator."""
 
 
 def key_column(field_name: str) -> str:
@@ -55,16 +62,20 @@ class ObjectTable:
     def __init__(self, obj: ObjectDef) -> None:
         self.obj = obj
         self.name = f"obj_{obj.name}"
+        # Auto-number names are idLookup fields too, but an index on them would slow every Bulk insert for a
+        # rarely used lookup; they are matched by a scan instead.
         self.key_fields: list[FieldDef] = [
-            f for f in obj.fields.values() if (f.external_id or f.unique or f.id_lookup) and f.type != "id"
+            f for f in obj.fields.values()
+            if (f.external_id or f.unique or f.id_lookup) and f.type != "id" and not f.auto_number
         ]
+        self.key_names = {f.name for f in self.key_fields}
         self.ref_fields: list[FieldDef] = [f for f in obj.fields.values() if f.type == "reference"]
         self.extra_columns = [key_column(f.name) for f in self.key_fields] + [ref_column(f.name) for f in self.ref_fields]
-        columns = ", ".join(["id", "deleted", "data", *self.extra_columns])
-        marks = ", ".join("?" * (3 + len(self.extra_columns)))
+        columns = ", ".join(["seq", "id", "deleted", "data", *self.extra_columns])
+        marks = ", ".join("?" * (4 + len(self.extra_columns)))
         self.insert_sql = f'INSERT INTO "{self.name}" ({columns}) VALUES ({marks})'
         sets = ", ".join(f"{c} = ?" for c in ["deleted", "data", *self.extra_columns])
-        self.update_sql = f'UPDATE "{self.name}" SET {sets} WHERE id = ?'
+        self.update_sql = f'UPDATE "{self.name}" SET {sets} WHERE seq = ?'
 
     def row_values(self, record: dict) -> list:
         """The key and reference column values of ``record`` (in ``extra_columns`` order)."""
@@ -83,9 +94,9 @@ class Store:
         self.lock = threading.RLock()
         self.conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self.conn.execute("PRAGMA journal_mode=WAL")
-        # Durable across a process restart; a power cut may lose the last transactions, which a local
-        # emulator can afford in exchange for Bulk-load speed.
-        self.conn.execute("PRAGMA synchronous=NORMAL")
+        # No fsync: committed data survives a process restart or crash (it is in the OS's buffers), only a power
+        # cut or OS crash may lose the last transactions, which a local emulator can afford for Bulk-load speed.
+        self.conn.execute("PRAGMA synchronous=OFF")
         self.conn.execute("PRAGMA cache_size=-65536")
         self.conn.execute("PRAGMA temp_store=MEMORY")
         self.tables: dict[str, ObjectTable] = {}
@@ -94,12 +105,20 @@ class Store:
 
     def _create(self, schema: OrgSchema) -> None:
         with self.lock:
+            layout = self.conn.execute("PRAGMA user_version").fetchone()[0]
+            tables = self.conn.execute("SELECT count(*) FROM sqlite_master WHERE name LIKE 'obj_%'").fetchone()[0]
+            if layout != LAYOUT_VERSION and tables:
+                raise StoreError(f"{self.path}: written by an older emulator (storage layout {layout}, this one "
+                                 f"uses {LAYOUT_VERSION}); move the data folder away or start with another --data")
+            self.conn.execute(f"PRAGMA user_version = {LAYOUT_VERSION}")
             self.conn.execute("CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)")
             for obj in schema.objects.values():
                 table = ObjectTable(obj)
                 self.tables[obj.name] = table
                 self.conn.execute(
-                    f'CREATE TABLE IF NOT EXISTS "{table.name}" (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,'
+                    # seq is the serial inside the record Id, so an Id lookup is a rowid lookup and Ids need
+                    # no index of their own.
+                    f'CREATE TABLE IF NOT EXISTS "{table.name}" (seq INTEGER PRIMARY KEY, id TEXT NOT NULL,'
                     " deleted INTEGER NOT NULL DEFAULT 0, data TEXT NOT NULL)"
                 )
                 existing = {row[1] for row in self.conn.execute(f'PRAGMA table_info("{table.name}")')}
@@ -134,7 +153,7 @@ class Store:
 
     # -- reads ------------------------------------------------------------------------------------------
 
-    def _chunked_lookup(self, sql_head: str, values: Sequence[str], tail: str = "") -> Iterator[tuple]:
+    def _chunked_lookup(self, sql_head: str, values: Sequence[object], tail: str = "") -> Iterator[tuple]:
         if len(values) <= LOOKUP_CHUNK:
             if values:
                 marks = ",".join("?" * len(values))
@@ -143,14 +162,15 @@ class Store:
         # Large key sets go in as one JSON array: one statement, one index probe per key.
         yield from self.conn.execute(f"{sql_head} (SELECT value FROM json_each(?)){tail}", (json.dumps(values),))
 
-    def fetch_by_ids(self, obj: str, ids: Iterable[str]) -> dict[str, tuple[bool, str]]:
-        """``{id: (deleted, data_json)}`` for the records among ``ids`` that exist."""
+    def fetch_by_ids(self, obj: str, record_ids: Iterable[str]) -> dict[str, tuple[bool, str]]:
+        """``{id: (deleted, data_json)}`` for the records among ``record_ids`` (18-character) that exist."""
         table = self.tables[obj]
-        wanted = list(dict.fromkeys(ids))
+        prefix = table.obj.key_prefix
+        serials = [s for s in (ids.serial_of(i, prefix) for i in dict.fromkeys(record_ids)) if s is not None]
         with self.lock:
             return {
                 row[0]: (bool(row[1]), row[2])
-                for row in self._chunked_lookup(f'SELECT id, deleted, data FROM "{table.name}" WHERE id IN', wanted)
+                for row in self._chunked_lookup(f'SELECT id, deleted, data FROM "{table.name}" WHERE seq IN', serials)
             }
 
     def fetch_by_keys(self, obj: str, f: FieldDef, keys: Iterable[str], *, with_data: bool = True
@@ -217,9 +237,10 @@ class Store:
     def update(self, obj: str, rows: Sequence[Sequence[object]]) -> None:
         self.conn.executemany(self.tables[obj].update_sql, rows)
 
-    def hard_delete(self, obj: str, ids: Sequence[str]) -> None:
+    def hard_delete(self, obj: str, record_ids: Sequence[str]) -> None:
         table = self.tables[obj]
-        self.conn.executemany(f'DELETE FROM "{table.name}" WHERE id = ?', [(i,) for i in ids])
+        prefix = table.obj.key_prefix
+        self.conn.executemany(f'DELETE FROM "{table.name}" WHERE seq = ?', [(ids.serial_of(i, prefix),) for i in record_ids])
 
     def reset(self) -> None:
         """Delete every record and counter (the schema stays)."""

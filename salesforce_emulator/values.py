@@ -182,10 +182,16 @@ def _boolean(f: FieldDef) -> Converter:
     return convert
 
 
+# Valid date strings seen lately: a Bulk load repeats a few hundred dates over millions of rows.
+_valid_dates: dict[str, str] = {}
+
+
 def _date(f: FieldDef) -> Converter:
     def convert(value: Any) -> str:
         if type(value) is not str:
             raise TypeMismatch
+        if value in _valid_dates:
+            return value
         match = _DATE.match(value)
         if not match:
             raise TypeMismatch
@@ -193,6 +199,9 @@ def _date(f: FieldDef) -> Converter:
             date(int(match[1]), int(match[2]), int(match[3]))
         except ValueError:
             raise TypeMismatch from None
+        if len(_valid_dates) >= 65_536:
+            _valid_dates.clear()
+        _valid_dates[value] = value
         return value
 
     return convert
