@@ -24,7 +24,7 @@ import sqlite3
 import threading
 import time
 from array import array
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,9 @@ from starlette.routing import BaseRoute, Route
 
 from salesforce_emulator.context import EmulatorContext
 from salesforce_emulator.errors import RecordError, SalesforceError, not_found
+from salesforce_emulator.faults import Faults
 from salesforce_emulator.ids import make_id
+from salesforce_emulator.limits import Limits
 from salesforce_emulator.org import Org, WriteOutcome
 from salesforce_emulator.responses import STANDARD_HEADERS, sf_json, sf_no_content
 from salesforce_emulator.routing import api_version, read_json_object
@@ -343,7 +345,7 @@ def _header_problem(org: Org, job: Job, header: list[str]) -> str | None:
 class Bulk2:
     """The Bulk 2.0 jobs of one emulator: their store, their worker threads, their processing."""
 
-    def __init__(self, org: Org, root: Path, limits: Any, faults: Any, user_id: str) -> None:
+    def __init__(self, org: Org, root: Path, limits: Limits, faults: Faults, user_id: str) -> None:
         self.org = org
         self.limits = limits
         self.faults = faults
@@ -386,7 +388,7 @@ class Bulk2:
                 writer.writerows(reader)
         self._finish(job, "Failed", "InternalServerError : processing was interrupted by a restart of the org")
 
-    def _worker(self, work: queue.Queue[str], process: Any) -> None:
+    def _worker(self, work: queue.Queue[str], process: Callable[[str], None]) -> None:
         while True:
             job_id = work.get()
             try:
