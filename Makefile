@@ -14,9 +14,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Until the Dagster demo lands, the demo is the Salesforce emulator on https://127.0.0.1:8443.
+# The demo: embedded PostgreSQL with sample data, the Salesforce emulator, and `dagster dev` on :3000.
 demo: $(STAMP)
-	$(BIN)/passwork emulator --data .passwork/emulator
+	$(BIN)/passwork demo
 
 # The whole suite in UTC, then the date-sensitive tests again in Asia/Tokyo (exit 5 = none selected).
 # The SSH bastion tests need a real sshd on loopback; install OpenSSH's server where it is missing.

@@ -27,15 +27,15 @@ class CliError(Exception):
 
 def _known_errors() -> tuple[type[BaseException], ...]:
     """Error types whose message is already written for the user."""
+    from passwork_assets.demo.embedded_postgres import EmbeddedPostgresError
     from passwork_assets.mapping.loader import MappingError
     from passwork_assets.salesforce.client import ApiBudgetExhausted, RequestRejected, SalesforceUnavailable
     from passwork_assets.salesforce.settings import SalesforceConfigError
-    from passwork_assets.source.connect import SourceConnectionError
-    from passwork_assets.sync.engine import FlowSelectionError
+    from passwork_assets.sync.engine import USER_FACING_ERRORS, FlowSelectionError
     from passwork_assets.sync.settings import SyncSettingsError
 
     return (CliError, MappingError, SalesforceConfigError, SalesforceUnavailable, ApiBudgetExhausted,
-            RequestRejected, SourceConnectionError, SyncSettingsError, FlowSelectionError)
+            RequestRejected, SyncSettingsError, FlowSelectionError, EmbeddedPostgresError, *USER_FACING_ERRORS)
 
 
 def _client() -> Any:
@@ -46,20 +46,15 @@ def _client() -> Any:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from passwork_assets.mapping.loader import load_mappings
-    from passwork_assets.mapping.validate import validate_mappings
-
-    from passwork_assets.mapping.loader import MappingError
-    from passwork_assets.source.live_schema import LiveSourceSchemas
+    from passwork_assets.mapping.live_sources import validate_live
+    from passwork_assets.mapping.loader import MappingError, load_mappings
 
     try:
         mappings = load_mappings(args.mappings)
     except MappingError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_FAILED
-    client = _client()
-    with LiveSourceSchemas(mappings.connections) as live:
-        issues = validate_mappings(mappings, describe=client, schema_for=live.table, query_columns=live.query)
+    issues = validate_live(mappings, describe=_client())
     for issue in issues:
         print(str(issue), file=sys.stderr)
     if issues:
@@ -81,8 +76,8 @@ def cmd_suggest(args: argparse.Namespace) -> int:
                        f"connections: {', '.join(sorted(connections)) or '(none)'}")
     with open_connection(connections[args.connection]) as conn:
         columns = table_columns(conn, args.table)
-    describe = _client().describe(args.object)
-    print(suggest_mapping(columns, describe, connection=args.connection, table=args.table, object=args.object))
+    # The client as a describe provider lets the draft fill in each parent link's External ID field.
+    print(suggest_mapping(columns, _client(), connection=args.connection, table=args.table, object=args.object))
     return EXIT_OK
 
 

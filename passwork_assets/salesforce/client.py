@@ -23,9 +23,10 @@ from simple_salesforce.exceptions import (
     SalesforceGeneralError,
     SalesforceMalformedRequest,
     SalesforceRefusedRequest,
+    SalesforceResourceNotFound,
 )
 
-from passwork_assets.salesforce.describe import ObjectDescribe
+from passwork_assets.salesforce.describe import ObjectDescribe, ObjectNotFound
 from passwork_assets.salesforce.settings import SalesforceSettings
 
 log = logging.getLogger(__name__)
@@ -256,13 +257,18 @@ class SalesforceClient:
         if key not in self._describes:
             try:
                 raw = self.call(f"describe {object_name}", lambda: getattr(self.sf, object_name).describe())
-            except RequestRejected as exc:
-                raise RequestRejected(exc.code, f"cannot describe {object_name}: {exc.message}", exc.status) from None
+            except SalesforceResourceNotFound:
+                raise ObjectNotFound(object_name, self._object_names()) from None
             except SalesforceError as exc:
                 code, message = error_code_and_message(exc)
                 raise RequestRejected(code, f"cannot describe {object_name}: {message}", exc.status) from None
             self._describes[key] = ObjectDescribe.from_json(raw)
         return self._describes[key]
+
+    def _object_names(self) -> list[str]:
+        """The org's object names (describeGlobal), for "did you mean" hints."""
+        described = self.call("describe global", self.sf.describe) or {}
+        return [str(o["name"]) for o in described.get("sobjects", [])]
 
     def refresh_limits(self) -> ApiUsage:
         """Read `/limits` for the org's DailyApiRequests (one API call) and return the usage."""

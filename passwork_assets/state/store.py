@@ -251,6 +251,21 @@ class StateStore:
             )
         return frame["key"].n_unique()
 
+    def accepted_keys(self, flows: Sequence[str], keys: Sequence[str] | pl.Series) -> set[str]:
+        """The keys among `keys` that Salesforce has accepted from any of `flows` (for field ownership)."""
+        keys = list(keys)
+        if not keys or not flows:
+            return set()
+        frame = _key_hash_frame(keys, [""] * len(keys))
+        with self._tx() as conn:
+            self._load_temp(conn, frame)
+            rows = conn.execute(
+                f"SELECT DISTINCT i.key FROM passwork_incoming i JOIN {SCHEMA}.row_hashes h "
+                "ON h.key = i.key AND h.flow = ANY(%s)",
+                (list(flows),),
+            ).fetchall()
+        return {r[0] for r in rows}
+
     def forget_hashes(self, flow: str) -> int:
         """Forget what Salesforce accepted for the flow, so every row is sent again (for --full)."""
         with self._tx() as conn:

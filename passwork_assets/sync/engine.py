@@ -44,6 +44,7 @@ from passwork_assets.state.store import FlowLocked, StateError, StateStore
 from passwork_assets.sync.results import FlowRunResult
 from passwork_assets.sync.settings import SyncSettings
 from passwork_assets.transform import HASH_COLUMN, KEY_COLUMN, Reject, TransformError, build_records
+from passwork_assets.transform.row_hash import row_hash
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ PREVIEW_ROWS = 20
 _RETRYABLE_REJECT_CODES = frozenset({"UNABLE_TO_LOCK_ROW", "UNPROCESSED"})
 
 
-_USER_FACING_ERRORS = (SourceConnectionError, SshTunnelError, ExtractError, SqlRejected, TableNotFound,
+USER_FACING_ERRORS = (SourceConnectionError, SshTunnelError, ExtractError, SqlRejected, TableNotFound,
                        TransformError, FlowLocked, StateError, DescribeError, ObjectNotFound)
 
 
@@ -183,7 +184,7 @@ class FlowRun:
             self._fail(f"Salesforce: {exc}")
         except RequestRejected as exc:
             self._fail(f"Salesforce refused a request: {exc}")
-        except _USER_FACING_ERRORS as exc:
+        except USER_FACING_ERRORS as exc:
             # Their messages are written for the user (what, where, why); a traceback would only bury them.
             self._fail(str(exc))
         except Exception as exc:  # reported as a failed flow with its message; the run goes on to the next flow
@@ -238,7 +239,7 @@ class FlowRun:
     def _process_chunk(self, frame: pl.DataFrame, describe: ObjectDescribe,
                        parents: dict[str, ObjectDescribe]) -> None:
         transformed = build_records(frame, self.flow, describe, parents)
-        records = transformed.records
+        records = self._yield_owned_fields(transformed.records)
         rejects = list(transformed.rejects)
         records, cross_chunk = self._drop_keys_seen_earlier(records)
         rejects.extend(cross_chunk)
@@ -256,6 +257,29 @@ class FlowRun:
         if self.dry_run or changed.height == 0:
             return
         self._load(changed, describe)
+
+    def _yield_owned_fields(self, records: pl.DataFrame) -> pl.DataFrame:
+        """Leave fields owned by a flow of higher precedence as they are on records that flow has written.
+
+        One Source of Record per field (mappings/ownership.yaml): a lower-precedence flow fills such a field
+        only for records no flow ahead of it has written. An empty cell means "leave as is" in Bulk CSV and
+        is left out of Collections JSON, so blanking is exactly "do not write". The row hash is recomputed
+        so that the diff compares what this flow really sends.
+        """
+        yielded = self.mappings.yielded_fields(self.flow.flow)
+        if not yielded or records.height == 0:
+            return records
+        keys = records.get_column(KEY_COLUMN)
+        owned_by: dict[tuple[str, ...], set[str]] = {}
+        blanks = []
+        for target, ahead in yielded.items():
+            if ahead not in owned_by:
+                owned_by[ahead] = self.state.accepted_keys(ahead, keys)
+            owned = pl.Series(list(owned_by[ahead]), dtype=pl.Utf8)
+            blanks.append(pl.when(pl.col(KEY_COLUMN).is_in(owned.implode())).then(pl.lit(""))
+                          .otherwise(pl.col(target)).alias(target))
+        columns = [c for c in records.columns if not c.startswith("__")]
+        return records.with_columns(blanks).with_columns(row_hash(columns).alias(HASH_COLUMN))
 
     def _drop_keys_seen_earlier(self, records: pl.DataFrame) -> tuple[pl.DataFrame, list[Reject]]:
         """A key already sent by an earlier chunk of this run is a duplicate; it is rejected, not sent twice."""

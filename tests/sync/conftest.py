@@ -70,6 +70,8 @@ def world(postgres: EmbeddedPostgres, emulator: Any, tmp_path: Path, monkeypatch
     mappings_dir = tmp_path / "mappings"
     shutil.copytree(REPO / "mappings", mappings_dir)
     emulator.reset()
+    # Other tests share this emulator and may have lowered its daily limit: give each world a fresh budget.
+    emulator.operator("limits", method="POST", json={"api_limit": 1_000_000, "api_used": 0})
     connection = emulator.connection
     monkeypatch.setenv("PRODUCT_DATABASE_URL", product_url)
     monkeypatch.setenv("ERP_DATABASE_URL", erp_url)

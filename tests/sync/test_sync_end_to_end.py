@@ -231,3 +231,34 @@ def test_dry_run_writes_nothing(world: World) -> None:
     assert all(r.sent == 0 and r.dry_run for r in results.values())
     assert world.sf().query("SELECT COUNT() FROM Usage__c")["totalSize"] == 0
     assert _rejects(world) == []
+
+
+def test_field_owner_wins_whatever_the_run_order(world: World) -> None:
+    """ERP owns Account.Name (mappings/ownership.yaml): the product fills it only where the ERP has not."""
+    with psycopg.connect(world.erp_url) as conn:
+        erp_names = dict(conn.execute(
+            "SELECT account_key, partner_name FROM erp.business_partners "
+            "WHERE partner_type = 'customer' AND account_key IS NOT NULL"))
+    with psycopg.connect(world.product_url) as conn:
+        product_names = dict(conn.execute(
+            "SELECT customer_code, name FROM public.customers WHERE customer_code IS NOT NULL"))
+        shared = sorted(set(erp_names) & set(product_names))
+        assert shared, "the sample data shares accounts between the product and the ERP"
+        # Make the two sources disagree on every shared account.
+        conn.execute("UPDATE public.customers SET name = name || '（製品DB）', updated_at = now() "
+                     "WHERE customer_code = ANY(%s)", (shared,))
+
+    world.sync(flows=["product_accounts"])  # the product first: it fills Name everywhere
+    world.sync(flows=["erp_partners"])      # the owner overwrites it
+    with psycopg.connect(world.product_url) as conn:
+        conn.execute("UPDATE public.customers SET name = name || '改', updated_at = now() "
+                     "WHERE customer_code = ANY(%s)", (shared,))
+    again = world.sync(flows=["product_accounts"])["product_accounts"]
+    assert again.status == "ok" and again.sent >= len(shared)  # other fields still flow
+
+    names = {r["AccountKey__c"]: r["Name"] for r in
+             world.sf().query_all("SELECT AccountKey__c, Name FROM Account")["records"]}
+    for key in shared:
+        assert names[key] == erp_names[key]
+    product_only = [k for k in product_names if k not in erp_names and k in names]
+    assert product_only and all(names[k] == product_names[k] for k in product_only)
