@@ -7,7 +7,6 @@ transaction. Outcomes come back one per input row, in order.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +15,7 @@ from salesforce_emulator import ids
 from salesforce_emulator.errors import ALL_OR_NONE_ROLLED_BACK, RecordError, SalesforceError
 from salesforce_emulator.faults import Faults
 from salesforce_emulator.schema import FieldDef, ObjectDef, OrgSchema
-from salesforce_emulator.store import FIRST_SERIAL, Store, match_key
+from salesforce_emulator.store import FIRST_SERIAL, Store, decode_record, encode_record, match_key
 from salesforce_emulator.values import Converter, InvalidValue, TypeMismatch, converter_for, now_datetime, type_error
 
 OPERATIONS = ("insert", "update", "upsert", "delete", "hardDelete")
@@ -24,8 +23,8 @@ VALUE_FORMATS = ("json", "csv")
 # Bulk CSV: this cell value sets a field to null (an empty cell leaves it as is).
 CSV_NULL = "#N/A"
 
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-_loads = json.loads
+_dumps = encode_record
+_loads = decode_record
 
 
 @dataclass
@@ -68,7 +67,7 @@ class _Pending:
     key: str | None = None  # the upsert match key
     key_text: str | None = None  # the upsert key as sent, for messages
     existing: str | None = None  # the matched record's Id
-    existing_data: str | None = None
+    existing_data: bytes | None = None
     error: RecordError | None = None
 
 
@@ -160,13 +159,13 @@ class Org:
         return [self._record(odef, data) for _, data in self._lookup(odef, f, [key]).get(key, []) if data is not None]
 
     def _lookup(self, odef: ObjectDef, f: FieldDef, keys: Sequence[str], *, with_data: bool = True
-                ) -> dict[str, list[tuple[str, str | None]]]:
-        """``{key: [(id, data_json)]}`` of live records whose ``f`` match key is in ``keys``: an index lookup
+                ) -> dict[str, list[tuple[str, bytes | None]]]:
+        """``{key: [(id, data)]}`` of live records whose ``f`` match key is in ``keys``: an index lookup
         for External ID / unique fields, a scan for other idLookup fields."""
         if f.name in self.store.table(odef.name).key_names:
             return self.store.fetch_by_keys(odef.name, f, keys, with_data=with_data)
         wanted = set(keys)
-        found: dict[str, list[tuple[str, str | None]]] = {}
+        found: dict[str, list[tuple[str, bytes | None]]] = {}
         for data in self.store.iter_data(odef.name, include_deleted=False):
             record = _loads(data)
             key = match_key(f, record.get(f.name))
@@ -603,7 +602,7 @@ class Org:
         update_rows = []
         for p in pending:
             if p.error is None and p.existing is not None:
-                record = _loads(p.existing_data or "{}")
+                record = (_loads(p.existing_data) if p.existing_data else {})
                 for name, value in p.values.items():
                     if value is None and odef.fields[name].type == "boolean":
                         value = False
@@ -629,7 +628,7 @@ class Org:
         self._delete_records(odef, victims, hard=hard, now=now_datetime())
         return [WriteOutcome(p.existing or p.target, False, p.error) for p in pending]
 
-    def _delete_records(self, odef: ObjectDef, victims: dict[str, str | None], *, hard: bool, now: str) -> None:
+    def _delete_records(self, odef: ObjectDef, victims: dict[str, bytes | None], *, hard: bool, now: str) -> None:
         if not victims:
             return
         table = self.store.table(odef.name)
@@ -638,7 +637,7 @@ class Org:
         else:
             rows = []
             for rid, data in victims.items():
-                record = _loads(data or "{}")
+                record = (_loads(data) if data else {})
                 record["IsDeleted"] = True
                 record["LastModifiedDate"] = record["SystemModstamp"] = now
                 rows.append((1, _dumps(record), *table.row_values(record), _serial(odef, rid)))

@@ -1,6 +1,7 @@
 """SQLite storage of the org's records: one table per object, laid out for fast Bulk upserts.
 
-Each record is one row: a JSON document of its field values, plus indexed columns holding the match key
+Each record is one row: its field values (a dict encoded with ``marshal``, several times faster to write and
+read than JSON, which matters at a million rows per Bulk job), plus indexed columns holding the match key
 of every External ID / unique field (``k_<Field>``) and the target Id of every reference field
 (``r_<Field>``), so upsert matching, parent lookups and cascades are index lookups, never scans.
 The file lives in the data folder, so a restarted emulator serves the same org.
@@ -9,6 +10,7 @@ The file lives in the data folder, so a restarted emulator serves the same org.
 from __future__ import annotations
 
 import json
+import marshal
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -23,7 +25,15 @@ LOOKUP_CHUNK = 900
 # Ids start at a serial that gives realistic-looking values (e.g. 0015g00000ABCDE...).
 FIRST_SERIAL = 62**5
 # Bumped when the table layout changes; stored in the database's user_version.
-LAYOUT_VERSION = 2
+LAYOUT_VERSION = 3
+
+
+def encode_record(record: dict) -> bytes:
+    """A record's field values as stored (marshal format 4: stable since Python 3.4)."""
+    return marshal.dumps(record, 4)
+
+
+decode_record = marshal.loads
 
 
 class StoreError(ValueError):
@@ -119,7 +129,7 @@ class Store:
                     # seq is the serial inside the record Id, so an Id lookup is a rowid lookup and Ids need
                     # no index of their own.
                     f'CREATE TABLE IF NOT EXISTS "{table.name}" (seq INTEGER PRIMARY KEY, id TEXT NOT NULL,'
-                    " deleted INTEGER NOT NULL DEFAULT 0, data TEXT NOT NULL)"
+                    " deleted INTEGER NOT NULL DEFAULT 0, data BLOB NOT NULL)"
                 )
                 existing = {row[1] for row in self.conn.execute(f'PRAGMA table_info("{table.name}")')}
                 for f in table.key_fields:
@@ -131,8 +141,9 @@ class Store:
         if column not in existing:
             # A schema that gained a field since the data was written: add and fill the column.
             self.conn.execute(f'ALTER TABLE "{table.name}" ADD COLUMN {column} TEXT')
-            for seq, data in list(self.conn.execute(f'SELECT seq, json_extract(data, \'$."{f.name}"\') FROM "{table.name}"')):
-                value = match_key(f, data) if column.startswith("k_") else data
+            for seq, data in list(self.conn.execute(f'SELECT seq, data FROM "{table.name}"')):
+                raw = decode_record(data).get(f.name)
+                value = match_key(f, raw) if column.startswith("k_") else raw
                 self.conn.execute(f'UPDATE "{table.name}" SET {column} = ? WHERE seq = ?', (value, seq))
         self.conn.execute(f'CREATE INDEX IF NOT EXISTS "ix_{table.name}_{column}" ON "{table.name}" ({column})')
 
@@ -162,8 +173,8 @@ class Store:
         # Large key sets go in as one JSON array: one statement, one index probe per key.
         yield from self.conn.execute(f"{sql_head} (SELECT value FROM json_each(?)){tail}", (json.dumps(values),))
 
-    def fetch_by_ids(self, obj: str, record_ids: Iterable[str]) -> dict[str, tuple[bool, str]]:
-        """``{id: (deleted, data_json)}`` for the records among ``record_ids`` (18-character) that exist."""
+    def fetch_by_ids(self, obj: str, record_ids: Iterable[str]) -> dict[str, tuple[bool, bytes]]:
+        """``{id: (deleted, data)}`` for the records among ``record_ids`` (18-character) that exist."""
         table = self.tables[obj]
         prefix = table.obj.key_prefix
         serials = [s for s in (ids.serial_of(i, prefix) for i in dict.fromkeys(record_ids)) if s is not None]
@@ -174,12 +185,12 @@ class Store:
             }
 
     def fetch_by_keys(self, obj: str, f: FieldDef, keys: Iterable[str], *, with_data: bool = True
-                      ) -> dict[str, list[tuple[str, str | None]]]:
-        """``{key: [(id, data_json), ...]}`` of live (not deleted) records whose ``f`` match key is in ``keys``."""
+                      ) -> dict[str, list[tuple[str, bytes | None]]]:
+        """``{key: [(id, data), ...]}`` of live (not deleted) records whose ``f`` match key is in ``keys``."""
         table = self.tables[obj]
         column = key_column(f.name)
         wanted = list(dict.fromkeys(keys))
-        found: dict[str, list[tuple[str, str | None]]] = {}
+        found: dict[str, list[tuple[str, bytes | None]]] = {}
         data_col = "data" if with_data else "NULL"
         with self.lock:
             for key, rid, data in self._chunked_lookup(
@@ -188,8 +199,8 @@ class Store:
                 found.setdefault(key, []).append((rid, data))
         return found
 
-    def children(self, obj: str, ref_field: FieldDef, parent_ids: Sequence[str]) -> list[tuple[str, str]]:
-        """``[(id, data_json)]`` of live ``obj`` records whose ``ref_field`` points at one of ``parent_ids``."""
+    def children(self, obj: str, ref_field: FieldDef, parent_ids: Sequence[str]) -> list[tuple[str, bytes]]:
+        """``[(id, data)]`` of live ``obj`` records whose ``ref_field`` points at one of ``parent_ids``."""
         table = self.tables[obj]
         column = ref_column(ref_field.name)
         with self.lock:
@@ -197,7 +208,7 @@ class Store:
                 f'SELECT id, data FROM "{table.name}" WHERE {column} IN', list(parent_ids), " AND deleted = 0"
             ))
 
-    def iter_data(self, obj: str, *, include_deleted: bool, batch: int = 5000) -> Iterator[str]:
+    def iter_data(self, obj: str, *, include_deleted: bool, batch: int = 5000) -> Iterator[bytes]:
         """The JSON documents of ``obj``'s records in creation order, read in batches (bounded memory)."""
         table = self.tables[obj]
         where = "" if include_deleted else " AND deleted = 0"
