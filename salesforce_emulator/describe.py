@@ -60,7 +60,7 @@ def field_describe(f: FieldDef) -> dict[str, Any]:
         "filterable": f.filterable and f.type != "textarea",
         "filteredLookupInfo": None,
         "formulaTreatNullNumberAsZero": False,
-        "groupable": not numeric and f.type not in {"textarea", "datetime", "multipicklist"},
+        "groupable": not numeric and not f.auto_number and f.type not in {"textarea", "datetime", "multipicklist"},
         "highScaleNumber": False,
         "htmlFormatted": False,
         "idLookup": f.id_lookup,

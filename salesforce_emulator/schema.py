@@ -158,8 +158,9 @@ def _system_fields(custom: bool, name_spec: dict[str, Any] | None, object_name: 
         auto = spec.get("auto_number")
         fields["Name"] = FieldDef(
             "Name", str(spec.get("label", f"{object_name} Name")), "string",
-            length=int(spec.get("length", 80 if not auto else 30)),
-            nillable=bool(auto), createable=not auto, updateable=not auto, defaulted_on_create=bool(auto),
+            # As in real describe output: an auto-number Name is not nillable, not createable, defaulted on create.
+            length=int(spec.get("length", 80)),
+            nillable=False, createable=not auto, updateable=not auto, defaulted_on_create=bool(auto),
             auto_number=bool(auto), auto_number_format=auto, name_field=True, id_lookup=bool(auto),
         )
     return fields
@@ -216,7 +217,7 @@ def _field_from_yaml(path: Path, obj: str, name: str, spec: Any) -> FieldDef:
         precision=precision,
         scale=scale,
         digits=int(spec.get("digits", 9 if ftype == "int" else 0)),
-        nillable=not (required or master_detail) and not auto,
+        nillable=not (required or master_detail or auto),
         createable=not auto and not spec.get("calculated", False),
         updateable=not auto and not spec.get("calculated", False),
         defaulted_on_create=bool(auto) or default is not None or ftype == "boolean",
