@@ -14,22 +14,9 @@ import dagster as dg
 from pydantic import Field, SecretStr
 
 from passwork_assets.salesforce.client import SalesforceClient
-from passwork_assets.salesforce.settings import DEFAULT_API_VERSION, SalesforceSettings
+from passwork_assets.salesforce.settings import DEFAULT_API_VERSION, ENV_VARIABLES, SalesforceSettings
 from passwork_assets.sync.settings import SyncSettings
 
-SALESFORCE_VARIABLES: dict[str, str] = {
-    "instance_url": "SALESFORCE_INSTANCE_URL",
-    "access_token": "SALESFORCE_ACCESS_TOKEN",
-    "username": "SALESFORCE_USERNAME",
-    "password": "SALESFORCE_PASSWORD",
-    "security_token": "SALESFORCE_SECURITY_TOKEN",
-    "domain": "SALESFORCE_DOMAIN",
-    "consumer_key": "SALESFORCE_CONSUMER_KEY",
-    "consumer_secret": "SALESFORCE_CONSUMER_SECRET",
-    "ca_bundle": "SALESFORCE_CA_BUNDLE",
-    "api_version": "SALESFORCE_API_VERSION",
-}
-"""Resource field -> environment variable (the names `passwork sync` reads)."""
 
 
 class SalesforceResource(dg.ConfigurableResource):
@@ -56,7 +43,7 @@ class SalesforceResource(dg.ConfigurableResource):
         Only the variables' presence is looked at here, never their values: an `EnvVar` of an unset variable
         would fail every run, and each login flow needs a different subset of them.
         """
-        fields = {name: dg.EnvVar(var) for name, var in SALESFORCE_VARIABLES.items() if os.environ.get(var)}
+        fields = {name: dg.EnvVar(var) for name, var in ENV_VARIABLES.items() if os.environ.get(var)}
         return cls(**fields)
 
     def settings(self) -> SalesforceSettings:

@@ -38,23 +38,9 @@ class SalesforceSettings(BaseModel):
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "SalesforceSettings":
         """Read `SALESFORCE_*` variables; empty values count as unset."""
         env = os.environ if environ is None else environ
-
-        def get(name: str) -> str | None:
-            value = env.get(f"SALESFORCE_{name}")
-            return value if value else None
-
-        return cls(
-            instance_url=get("INSTANCE_URL"),
-            access_token=get("ACCESS_TOKEN"),
-            username=get("USERNAME"),
-            password=get("PASSWORD"),
-            security_token=get("SECURITY_TOKEN"),
-            consumer_key=get("CONSUMER_KEY"),
-            consumer_secret=get("CONSUMER_SECRET"),
-            domain=get("DOMAIN"),
-            ca_bundle=get("CA_BUNDLE"),
-            api_version=(get("API_VERSION") or DEFAULT_API_VERSION).lstrip("vV"),
-        )
+        values = {name: env.get(var) for name, var in ENV_VARIABLES.items() if env.get(var)}
+        values["api_version"] = str(values.get("api_version") or DEFAULT_API_VERSION).lstrip("vV")
+        return cls(**values)
 
     @property
     def flow(self) -> AuthFlow:
@@ -80,3 +66,7 @@ class SalesforceSettings(BaseModel):
         """A secret-free description of where these settings log in, for messages and metadata."""
         where = self.instance_url or self.domain or "login.salesforce.com"
         return f"{where} ({self.flow} login, API v{self.api_version})"
+
+
+ENV_VARIABLES: dict[str, str] = {name: f"SALESFORCE_{name.upper()}" for name in SalesforceSettings.model_fields}
+"""Settings field -> the environment variable it is read from (`SALESFORCE_INSTANCE_URL`, ...)."""
