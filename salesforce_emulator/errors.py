@@ -46,8 +46,12 @@ class RecordError:
         )
 
     def to_request_error(self, status: int = 400) -> SalesforceError:
-        """The same error answered for a single-record REST call."""
-        return SalesforceError(status, self.status_code, self.message, list(self.fields))
+        """The same error answered for a single-record REST call.
+
+        INVALID_FIELD without fields is answered without a ``fields`` key, as recorded for unknown columns.
+        """
+        fields = None if self.status_code == "INVALID_FIELD" and not self.fields else list(self.fields)
+        return SalesforceError(status, self.status_code, self.message, fields)
 
 
 # Request-level errors whose text is fixed.

@@ -14,6 +14,8 @@ _SUFFIX_ALPHABET = string.ascii_uppercase + "012345"
 # Salesforce's base-62 order: digits, upper case, lower case.
 _BASE62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
 _ID_PATTERN = re.compile(r"^[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?$")
+# What a client means as an Id: 15 or 18 letters and digits, with at least one digit.
+ID_SHAPE = re.compile(r"^(?=.*\d)[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?$")
 # A fixed pod code makes the Ids look like one real org's.
 INSTANCE_CODE = "5g"
 SERIAL_WIDTH = 9

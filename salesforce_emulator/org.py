@@ -527,16 +527,15 @@ class Org:
         fields = odef.fields
         required = [f.name for f in fields.values() if f.required_on_create]
         not_nillable = {f.name for f in fields.values() if not f.nillable and f.type != "boolean"}
+        not_createable = {name for name, f in fields.items() if not f.createable}
+        not_updateable = {name for name, f in fields.items() if not f.updateable}
         for p in pending:
             if p.error is not None:
                 continue
             creating = p.existing is None
-            for name in p.values:
-                f = fields[name]
-                if (creating and not f.createable) or (not creating and not f.updateable):
-                    p.error = _not_writable(name)
-                    break
-            if p.error is not None:
+            refused = (not_createable if creating else not_updateable).intersection(p.values)
+            if refused:
+                p.error = _not_writable(next(name for name in p.values if name in refused))
                 continue
             if creating:
                 missing = [name for name in required if p.values.get(name) is None]

@@ -55,9 +55,22 @@ def _single(outcome: WriteOutcome) -> WriteOutcome:
     return outcome
 
 
-def _existing_or_404(ctx: EmulatorContext, obj: ObjectDef, record_id: str) -> str:
-    """The 18-character Id of a live record; 404 NOT_FOUND / ENTITY_IS_DELETED otherwise."""
+def _check_body_fields(obj: ObjectDef, body: dict[str, Any]) -> None:
+    """Unknown fields are reported before anything about the record (as recorded for an update)."""
+    for key in body:
+        if key != "attributes" and obj.field(key) is None and obj.relationship(key) is None:
+            raise SalesforceError(400, "INVALID_FIELD", f"No such column '{key}' on sobject of type {obj.name}")
+
+
+def _existing_or_404(ctx: EmulatorContext, obj: ObjectDef, record_id: str, *, writing: bool = False) -> str:
+    """The 18-character Id of a live record; 404 NOT_FOUND / ENTITY_IS_DELETED otherwise.
+
+    A value shaped like an Id but not one of this object's (bad checksum, other key prefix) is MALFORMED_ID for
+    a write; anything else that is not an Id reads as an unknown External ID field.
+    """
     full = ids.normalize(record_id)
+    if writing and ids.ID_SHAPE.match(record_id) and (full is None or not full.startswith(obj.key_prefix)):
+        raise SalesforceError(400, "MALFORMED_ID", f"Record ID: id value of incorrect type: {record_id}", ["Id"])
     if full is None or not full.startswith(obj.key_prefix):
         raise _external_id_missing(record_id) if full is None else not_found()
     record = ctx.org.get(obj.name, full, include_deleted=True)
@@ -91,10 +104,11 @@ def routes(ctx: EmulatorContext) -> list[BaseRoute]:
             record = org.get(obj.name, full)
             assert record is not None
             return sf_json(record_json(obj, record, version, fields))
-        full = _existing_or_404(ctx, obj, record_id)
         if request.method == "PATCH":
             body = await read_json_object(request)
             body = {k: v for k, v in body.items() if k != "attributes"}
+            _check_body_fields(obj, body)
+            full = _existing_or_404(ctx, obj, record_id, writing=True)
             if any(k.lower() == "id" for k in body):
                 raise SalesforceError(400, "INVALID_FIELD_FOR_INSERT_UPDATE",
                                       "Unable to create/update fields: Id. Please check the security settings of this "
@@ -102,6 +116,7 @@ def routes(ctx: EmulatorContext) -> list[BaseRoute]:
                                       ["Id"])
             _single(org.write_many(obj.name, "update", [{"Id": full, **body}])[0])
             return sf_no_content()
+        full = _existing_or_404(ctx, obj, record_id, writing=True)
         _single(org.write_many(obj.name, "delete", [{"Id": full}])[0])
         return sf_no_content()
 

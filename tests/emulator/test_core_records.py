@@ -148,7 +148,7 @@ def test_parent_by_external_id_not_found(sf) -> None:
         sf.Contract.create({"Account": {"AccountKey__c": "missing"}, "ContractKey__c": "C-1"})
     assert failure.value.content == [{
         "message": "Foreign key external ID: missing not found for field AccountKey__c in entity Account",
-        "errorCode": "INVALID_FIELD", "fields": []}]
+        "errorCode": "INVALID_FIELD"}]
 
 
 def test_parent_link_by_external_id_sets_the_reference(sf) -> None:
@@ -161,6 +161,20 @@ def test_parent_link_by_external_id_sets_the_reference(sf) -> None:
     record = sf.Usage__c.get(usage)
     assert record["Contract__c"] == contract.json()["id"]
     assert record["Name"].startswith("U-")
+
+
+def test_update_with_malformed_id(sf) -> None:
+    record_id = _account(sf)
+    bad_checksum = record_id[:15] + ("AAB" if record_id[15:] != "AAB" else "AAC")
+    with pytest.raises(SalesforceMalformedRequest) as failure:
+        sf.Account.update(bad_checksum, {"Name": "x"})
+    assert failure.value.content == [{"message": f"Record ID: id value of incorrect type: {bad_checksum}",
+                                      "errorCode": "MALFORMED_ID", "fields": ["Id"]}]
+    # An unknown field is reported first, as in the recorded answer.
+    with pytest.raises(SalesforceMalformedRequest) as unknown:
+        sf.Account.update(bad_checksum, {"Color__c": "Red"})
+    assert unknown.value.content == [{"message": "No such column 'Color__c' on sobject of type Account",
+                                      "errorCode": "INVALID_FIELD"}]
 
 
 def test_malformed_reference_id(sf) -> None:

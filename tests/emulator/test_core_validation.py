@@ -50,8 +50,7 @@ def test_clearing_a_required_field(sf) -> None:
 @pytest.mark.integration
 def test_unknown_field(sf) -> None:
     assert _error(lambda: sf.Account.create({"Name": "A", "FavoritePet__c": "cat"})) == {
-        "message": "No such column 'FavoritePet__c' on sobject of type Account", "errorCode": "INVALID_FIELD",
-        "fields": []}
+        "message": "No such column 'FavoritePet__c' on sobject of type Account", "errorCode": "INVALID_FIELD"}
 
 
 @pytest.mark.integration
