@@ -9,6 +9,7 @@ import sys
 from typing import TYPE_CHECKING
 
 import pytest
+import yaml
 
 if TYPE_CHECKING:
     from conftest import World
@@ -120,3 +121,18 @@ def test_validate_names_file_line_and_the_right_fields(world: World) -> None:
     line = next(l for l in done.stderr.splitlines() if "Metric__c" in l)
     assert "product_usage.yaml:" in line
     assert "External ID" in line and "UsageKey__c" in line
+
+
+def test_suggest_drafts_a_mapping_with_external_ids_first(world: World) -> None:
+    done = passwork("suggest", "--mappings", str(world.mappings_dir), "--connection", "product",
+                    "--table", "public.usage_events", "--object", "Usage__c")
+    assert done.returncode == 0, done.stderr
+    draft = yaml.safe_load(done.stdout)
+    assert draft["target"]["object"] == "Usage__c"
+    assert draft["target"]["external_id"] == "UsageKey__c"
+    assert draft["source"]["table"] == "public.usage_events"
+    # The parent link goes through the Contract's External ID, never its Salesforce Id.
+    assert any(k.startswith("Contract__r.ContractKey__c") for k in draft["fields"])
+    unknown = passwork("suggest", "--mappings", str(world.mappings_dir), "--connection", "nowhere",
+                       "--table", "t", "--object", "Usage__c")
+    assert unknown.returncode == 2 and "connections: erp, product" in unknown.stderr
