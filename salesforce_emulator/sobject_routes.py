@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote_plus
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -34,6 +34,20 @@ def record_json(obj: ObjectDef, record: dict[str, Any], version: str, fields: li
 
 def _external_id_missing(name: str) -> SalesforceError:
     return SalesforceError(404, "NOT_FOUND", f"Provided external ID field does not exist or is not accessible: {name}")
+
+
+def _external_id_value(request: Request) -> str:
+    """The External ID value of ``.../sobjects/{O}/{Field}/{value}``, decoded once from the raw path.
+
+    simple-salesforce sends it ``quote_plus``-encoded (get) or ``quote``-encoded (format_external_id), so
+    ``+`` means a space and ``%2F`` a slash inside the value; the server's already-decoded path cannot tell.
+    """
+    raw = request.scope.get("raw_path")
+    if not raw:
+        return request.path_params["value"]
+    segments = raw.decode("latin-1").split("/")
+    # ['', 'services', 'data', 'vNN.N', 'sobjects', object, field, value...]
+    return unquote_plus("/".join(segments[7:]), encoding="utf-8")
 
 
 def _fields_param(obj: ObjectDef, request: Request) -> list[str] | None:
@@ -124,7 +138,7 @@ def routes(ctx: EmulatorContext) -> list[BaseRoute]:
         version = api_version(request, ctx)
         obj = org.schema.object(object_of(ctx, request.path_params["object"]))
         field_name = request.path_params["field"]
-        value = unquote(request.path_params["value"])
+        value = _external_id_value(request)
         f = obj.field(field_name)
         if f is None or not f.id_lookup:
             raise _external_id_missing(field_name)

@@ -193,3 +193,12 @@ def test_updated_and_deleted_replication(sf) -> None:
     start, end = (datetime.fromisoformat(w) for w in window)
     assert sf.Account.updated(start, end)["ids"] == [kept]
     assert [r["id"] for r in sf.Account.deleted(start, end)["deletedRecords"]] == [gone]
+
+
+@pytest.mark.parametrize("key", ["A 1", "A/1", "A+1", "100%", "顧客-1"])
+def test_external_id_values_are_decoded_once(sf, key) -> None:
+    from simple_salesforce.format import format_external_id
+
+    assert sf.Account.upsert(format_external_id("AccountKey__c", key), {"Name": "Odd key"}) == 201
+    record = sf.Account.get_by_custom_id("AccountKey__c", key)
+    assert record["AccountKey__c"] == key
