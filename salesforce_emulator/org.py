@@ -443,38 +443,46 @@ class Org:
             return
         key_fields: dict[tuple[str, str | None], FieldDef | None] = {}
         wanted: dict[tuple[str, str | None], set[str]] = {}
+        # Per linked row: (reference field, group, match key, value as sent); keys are computed once.
+        keyed: list[list[tuple[str, tuple[str, str | None], str | None, str]]] = []
         for p in linked:
-            for _, parent_name, field_name, value in p.links:
-                group = (parent_name, field_name)
+            row_links = []
+            for field_name, parent_name, parent_field, value in p.links or ():
+                group = (parent_name, parent_field)
                 keys = wanted.get(group)
                 if keys is None:
                     keys = wanted[group] = set()
-                    key_fields[group] = (None if field_name is None
-                                         else self.schema.object(parent_name).field(field_name))
+                    key_fields[group] = (None if parent_field is None
+                                         else self.schema.object(parent_name).field(parent_field))
                 pf = key_fields[group]
-                keys.add(value if pf is None else match_key(pf, value))
+                key = value if pf is None else match_key(pf, value)
+                if key is not None:
+                    keys.add(key)
+                row_links.append((field_name, group, key, value))
+            keyed.append(row_links)
         found: dict[tuple[str, str | None], dict[str, list[str]]] = {}
-        for (parent_name, field_name), keys in wanted.items():
-            pf = key_fields[(parent_name, field_name)]
+        for group, keys in wanted.items():
+            parent_name = group[0]
+            pf = key_fields[group]
             if pf is None or pf.type == "id":
                 normalized = {k: ids.normalize(k) or k for k in keys}
                 live = {rid for rid, (deleted, _) in self.store.fetch_by_ids(parent_name, normalized.values()).items()
                         if not deleted}
-                found[(parent_name, field_name)] = {k: [full] for k, full in normalized.items() if full in live}
+                found[group] = {k: [full] for k, full in normalized.items() if full in live}
             else:
                 matches = self._lookup(self.schema.object(parent_name), pf, list(keys), with_data=False)
-                found[(parent_name, field_name)] = {k: [rid for rid, _ in v] for k, v in matches.items()}
-        for p in linked:
-            for field_name, parent_name, parent_field, value in p.links:
-                pf = key_fields[(parent_name, parent_field)]
-                hits = found[(parent_name, parent_field)].get(value if pf is None else match_key(pf, value))
+                found[group] = {k: [rid for rid, _ in v] for k, v in matches.items()}
+        for p, row_links in zip(linked, keyed):
+            for field_name, group, key, value in row_links:
+                hits = found[group].get(key) if key is not None else None
                 if not hits:
+                    pf = key_fields[group]
                     p.error = (_cross_reference() if pf is None or pf.type == "id"
-                               else _foreign_key_missing(value, pf, self.schema.object(parent_name)))
+                               else _foreign_key_missing(value, pf, self.schema.object(group[0])))
                     break
                 if len(hits) > 1:
                     p.error = RecordError("INVALID_FIELD", f"Foreign key external ID: {value} matched more than 1 "
-                                                           f"record for field {parent_field} in entity {parent_name}", [])
+                                                           f"record for field {group[1]} in entity {group[0]}", [])
                     break
                 p.values[field_name] = hits[0]
 

@@ -79,7 +79,9 @@ class ObjectTable:
             if (f.external_id or f.unique or f.id_lookup) and f.type != "id" and not f.auto_number
         ]
         self.key_names = {f.name for f in self.key_fields}
+        self._key_specs = [(f, f.name, f.unique and not f.case_sensitive) for f in self.key_fields]
         self.ref_fields: list[FieldDef] = [f for f in obj.fields.values() if f.type == "reference"]
+        self._ref_names = [f.name for f in self.ref_fields]
         self.extra_columns = [key_column(f.name) for f in self.key_fields] + [ref_column(f.name) for f in self.ref_fields]
         columns = ", ".join(["seq", "id", "deleted", "data", *self.extra_columns])
         marks = ", ".join("?" * (4 + len(self.extra_columns)))
@@ -90,9 +92,15 @@ class ObjectTable:
     def row_values(self, record: dict) -> list:
         """The key and reference column values of ``record`` (in ``extra_columns`` order)."""
         get = record.get
-        values = [match_key(f, get(f.name)) for f in self.key_fields]
-        for f in self.ref_fields:
-            values.append(get(f.name))
+        values = []
+        for f, name, lower in self._key_specs:
+            value = get(name)
+            if type(value) is str:
+                values.append((value.lower() if lower else value) or None)
+            else:
+                values.append(match_key(f, value))
+        for name in self._ref_names:
+            values.append(get(name))
         return values
 
 
