@@ -32,7 +32,7 @@ def parse_args(argv: list[str] | None = None) -> EmulatorConfig:
 
 def main(argv: list[str] | None = None) -> int:
     config = parse_args(argv)
-    from salesforce_emulator.server import serve
+    from salesforce_emulator.server import ListenError, serve
 
     try:
         serve(config)
@@ -41,8 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     except (SchemaError, StoreError) as exc:
         print(f"salesforce_emulator: {exc}", file=sys.stderr)
         return 2
-    except OSError as exc:
-        print(f"salesforce_emulator: cannot listen on {config.host}:{config.port}: {exc.strerror}", file=sys.stderr)
+    except ListenError as exc:
+        print(f"salesforce_emulator: {exc}", file=sys.stderr)
         return 2
     return 0
 

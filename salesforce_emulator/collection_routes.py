@@ -9,7 +9,13 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from salesforce_emulator.context import EmulatorContext
-from salesforce_emulator.errors import RecordError, SalesforceError
+from salesforce_emulator.errors import (
+    ALL_OR_NONE_ROLLED_BACK,
+    RecordError,
+    SalesforceError,
+    external_id_field_missing,
+    no_such_column,
+)
 from salesforce_emulator.org import WriteOutcome
 from salesforce_emulator.responses import sf_json
 from salesforce_emulator.routing import api_version, object_of, query_flag, read_json, version_number
@@ -98,8 +104,7 @@ def _write_grouped(ctx: EmulatorContext, operation: str, records: list[dict[str,
 
 def _all_or_none_multi(ctx: EmulatorContext, operation: str, records: list[dict[str, Any]],
                        runs: list[tuple[str, list[int]]], outcomes: list[WriteOutcome | None]) -> list[WriteOutcome]:
-    rolled = RecordError("ALL_OR_NONE_OPERATION_ROLLED_BACK", "Record rolled back because not all records were valid "
-                                                              "and the request was using AllOrNone header", [])
+    rolled = ALL_OR_NONE_ROLLED_BACK
     with ctx.org.store.lock:
         if all(o is None for o in outcomes):
             checks = [ctx.org.write_many(obj, operation, [records[i] for i in indexes], dry_run=True)
@@ -146,8 +151,7 @@ def routes(ctx: EmulatorContext) -> list[BaseRoute]:
                 for i, result in zip(indexes, results):
                     outcomes[i] = result
             if all_or_none and any(o is not None and o.error is not None for o in outcomes):
-                rolled = RecordError("ALL_OR_NONE_OPERATION_ROLLED_BACK", "Record rolled back because not all records "
-                                     "were valid and the request was using AllOrNone header", [])
+                rolled = ALL_OR_NONE_ROLLED_BACK
                 outcomes = [o if o is not None and o.error is not None and o.error.status_code != rolled.status_code
                             else WriteOutcome(None, False, rolled) for o in outcomes]
             return sf_json([_result(o, with_created=False, id_on_failure=True) for o in outcomes if o is not None])
@@ -172,7 +176,7 @@ def routes(ctx: EmulatorContext) -> list[BaseRoute]:
         for name in field_names:
             f = obj.field(name)
             if f is None:
-                raise SalesforceError(400, "INVALID_FIELD", f"No such column '{name}' on sobject of type {obj.name}")
+                raise no_such_column(obj.name, name)
             fields.append(f.name)
         out = []
         for rid in wanted_ids:
@@ -188,8 +192,7 @@ def routes(ctx: EmulatorContext) -> list[BaseRoute]:
         field_name = request.path_params["field"]
         f = obj.field(field_name)
         if f is None or not f.id_lookup:
-            raise SalesforceError(404, "NOT_FOUND", f"Provided external ID field does not exist or is not "
-                                                    f"accessible: {field_name}")
+            raise external_id_field_missing(field_name)
         records, all_or_none = await _records_body(request)
         for record in records:
             record_type = _type_of(ctx, record, "upsert")

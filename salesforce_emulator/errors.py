@@ -61,6 +61,16 @@ def not_found() -> SalesforceError:
     return SalesforceError(404, "NOT_FOUND", "The requested resource does not exist")
 
 
+def no_such_column(obj: str, name: str) -> SalesforceError:
+    """400 INVALID_FIELD for a field the object does not have (recorded without a ``fields`` key)."""
+    return SalesforceError(400, "INVALID_FIELD", f"No such column '{name}' on sobject of type {obj}")
+
+
+def external_id_field_missing(name: str) -> SalesforceError:
+    """404 for an External ID field in a URL that the object does not have (or that is not an idLookup field)."""
+    return SalesforceError(404, "NOT_FOUND", f"Provided external ID field does not exist or is not accessible: {name}")
+
+
 def invalid_session() -> SalesforceError:
     return SalesforceError(401, "INVALID_SESSION_ID", "Session expired or invalid")
 
@@ -71,10 +81,6 @@ def request_limit_exceeded() -> SalesforceError:
 
 def entity_is_deleted() -> SalesforceError:
     return SalesforceError(404, "ENTITY_IS_DELETED", "entity is deleted", [])
-
-
-def malformed_id(label: str, value: str, field_name: str) -> RecordError:
-    return RecordError("MALFORMED_ID", f"{label}: id value of incorrect type: {value}", [field_name])
 
 
 def json_parser_error(message: str) -> SalesforceError:

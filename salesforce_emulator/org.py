@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from salesforce_emulator import ids
-from salesforce_emulator.errors import ALL_OR_NONE_ROLLED_BACK, RecordError, SalesforceError
+from salesforce_emulator.errors import ALL_OR_NONE_ROLLED_BACK, RecordError, SalesforceError, no_such_column
 from salesforce_emulator.faults import Faults
 from salesforce_emulator.schema import FieldDef, ObjectDef, OrgSchema
 from salesforce_emulator.store import FIRST_SERIAL, Store, decode_record, encode_record, match_key
@@ -72,7 +72,7 @@ class _Pending:
 
 
 def _invalid_field(obj: ObjectDef, name: str) -> RecordError:
-    return RecordError("INVALID_FIELD", f"No such column '{name}' on sobject of type {obj.name}", [])
+    return RecordError("INVALID_FIELD", no_such_column(obj.name, name).message, [])
 
 
 def _not_writable(name: str) -> RecordError:

@@ -8,9 +8,7 @@ from typing import Any
 from starlette.requests import Request
 
 from salesforce_emulator.context import EmulatorContext
-from salesforce_emulator.errors import SalesforceError, json_parser_error, not_found
-
-DATA_PREFIX = "/services/data/v{version}"
+from salesforce_emulator.errors import json_parser_error, not_found
 
 
 def api_version(request: Request, ctx: EmulatorContext) -> str:
@@ -62,6 +60,3 @@ def query_flag(request: Request, name: str, default: bool = False) -> bool:
     value = request.query_params.get(name)
     return default if value is None else value.lower() == "true"
 
-
-def bad_request(code: str, message: str) -> SalesforceError:
-    return SalesforceError(400, code, message)

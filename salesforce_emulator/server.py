@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import signal
 import socket
@@ -16,7 +15,10 @@ from salesforce_emulator.auth_routes import login_domain
 from salesforce_emulator.context import EmulatorConfig, create_context
 from salesforce_emulator.tls import ensure_tls
 
-log = logging.getLogger("salesforce_emulator")
+
+
+class ListenError(OSError):
+    """The emulator's address cannot be bound (port in use, address not local)."""
 
 
 def connection_info(config: EmulatorConfig, ca_cert: Path, access_token: str, port: int) -> dict[str, str]:
@@ -49,7 +51,12 @@ def serve(config: EmulatorConfig) -> None:
     family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((config.host, config.port))
+    try:
+        sock.bind((config.host, config.port))
+    except OSError as exc:
+        sock.close()
+        ctx.org.store.close()
+        raise ListenError(f"cannot listen on {config.host}:{config.port}: {exc.strerror}") from exc
     port = sock.getsockname()[1]
     public_host = "127.0.0.1" if config.host in {"0.0.0.0", "::"} else config.host
     host_part = f"[{public_host}]" if ":" in public_host else public_host

@@ -11,7 +11,13 @@ from starlette.routing import BaseRoute, Route
 
 from salesforce_emulator import ids
 from salesforce_emulator.context import EmulatorContext
-from salesforce_emulator.errors import SalesforceError, entity_is_deleted, not_found
+from salesforce_emulator.errors import (
+    SalesforceError,
+    entity_is_deleted,
+    external_id_field_missing,
+    no_such_column,
+    not_found,
+)
 from salesforce_emulator.org import WriteOutcome
 from salesforce_emulator.responses import sf_json, sf_no_content
 from salesforce_emulator.routing import api_version, object_of, read_json_object, record_url, version_number
@@ -30,10 +36,6 @@ def record_json(obj: ObjectDef, record: dict[str, Any], version: str, fields: li
     for name in names:
         out[name] = record.get(name)
     return out
-
-
-def _external_id_missing(name: str) -> SalesforceError:
-    return SalesforceError(404, "NOT_FOUND", f"Provided external ID field does not exist or is not accessible: {name}")
 
 
 def _external_id_value(request: Request) -> str:
@@ -58,7 +60,7 @@ def _fields_param(obj: ObjectDef, request: Request) -> list[str] | None:
     for name in raw.split(","):
         f = obj.field(name.strip())
         if f is None:
-            raise SalesforceError(400, "INVALID_FIELD", f"No such column '{name.strip()}' on sobject of type {obj.name}")
+            raise no_such_column(obj.name, name.strip())
         names.append(f.name)
     return names
 
@@ -73,7 +75,7 @@ def _check_body_fields(obj: ObjectDef, body: dict[str, Any]) -> None:
     """Unknown fields are reported before anything about the record (as recorded for an update)."""
     for key in body:
         if key != "attributes" and obj.field(key) is None and obj.relationship(key) is None:
-            raise SalesforceError(400, "INVALID_FIELD", f"No such column '{key}' on sobject of type {obj.name}")
+            raise no_such_column(obj.name, key)
 
 
 def _existing_or_404(ctx: EmulatorContext, obj: ObjectDef, record_id: str, *, writing: bool = False) -> str:
@@ -86,7 +88,7 @@ def _existing_or_404(ctx: EmulatorContext, obj: ObjectDef, record_id: str, *, wr
     if writing and ids.ID_SHAPE.match(record_id) and (full is None or not full.startswith(obj.key_prefix)):
         raise SalesforceError(400, "MALFORMED_ID", f"Record ID: id value of incorrect type: {record_id}", ["Id"])
     if full is None or not full.startswith(obj.key_prefix):
-        raise _external_id_missing(record_id) if full is None else not_found()
+        raise external_id_field_missing(record_id) if full is None else not_found()
     record = ctx.org.get(obj.name, full, include_deleted=True)
     if record is None:
         raise not_found()
@@ -141,7 +143,7 @@ def routes(ctx: EmulatorContext) -> list[BaseRoute]:
         value = _external_id_value(request)
         f = obj.field(field_name)
         if f is None or not f.id_lookup:
-            raise _external_id_missing(field_name)
+            raise external_id_field_missing(field_name)
         matches = org.find_by_external_id(obj.name, f.name, value)
         if len(matches) > 1:
             # UNCONFIRMED body shape: the documented "list of matching records", as their URLs.
