@@ -59,7 +59,8 @@ async def _records_body(request: Request) -> tuple[list[dict[str, Any]], bool]:
     return records, bool(body.get("allOrNone", False))
 
 
-def _type_of(ctx: EmulatorContext, record: dict[str, Any], operation: str) -> str | None:
+def _type_of(ctx: EmulatorContext, record: dict[str, Any]) -> str | None:
+    """The API name in the record's ``attributes.type``: None when absent, "" when the org has no such object."""
     attributes = record.get("attributes")
     name = attributes.get("type") if isinstance(attributes, dict) else None
     if not name:
@@ -80,7 +81,7 @@ def _write_grouped(ctx: EmulatorContext, operation: str, records: list[dict[str,
     outcomes: list[WriteOutcome | None] = [None] * len(records)
     runs: list[tuple[str, list[int]]] = []
     for index, record in enumerate(records):
-        obj = _type_of(ctx, record, operation)
+        obj = _type_of(ctx, record)
         if obj is None:
             outcomes[index] = WriteOutcome(None, False, RecordError(
                 "INVALID_FIELD", f"No SObject Type defined in {operation}", []))
@@ -195,7 +196,7 @@ def routes(ctx: EmulatorContext) -> list[BaseRoute]:
             raise external_id_field_missing(field_name)
         records, all_or_none = await _records_body(request)
         for record in records:
-            record_type = _type_of(ctx, record, "upsert")
+            record_type = _type_of(ctx, record)
             if record_type != obj.name:
                 raise SalesforceError(400, "INVALID_FIELD", "Each record must have attributes.type matching the "
                                                             f"sObject type in the URL: {obj.name}")

@@ -68,6 +68,7 @@ class _Pending:
     key_text: str | None = None  # the upsert key as sent, for messages
     existing: str | None = None  # the matched record's Id
     existing_data: bytes | None = None
+    new_id: str | None = None  # the Id given to a created record
     error: RecordError | None = None
 
 
@@ -583,8 +584,6 @@ class Org:
         table = self.store.table(odef.name)
         now = now_datetime()
         creates = [p for p in pending if p.error is None and p.existing is None]
-        outcomes: list[WriteOutcome] = []
-        new_ids: dict[int, str] = {}
         auto_fields = [f for f in odef.fields.values() if f.auto_number]
         if creates:
             serial = self.store.take_counter(f"id:{odef.name}", len(creates), FIRST_SERIAL)
@@ -593,18 +592,27 @@ class Org:
             defaults = {f.name: f.default_value for f in odef.fields.values()
                         if f.default_value is not None and f.createable}
             new_record_ids = ids.make_ids(odef.key_prefix, serial, len(creates))
+            base = {"Id": None, "IsDeleted": False, **defaults, "CreatedDate": now, "LastModifiedDate": now,
+                    "SystemModstamp": now}
+            row_values = table.row_values
             insert_rows = []
             for offset, p in enumerate(creates):
-                rid = new_record_ids[offset]
-                new_ids[id(p)] = rid
-                record = {"Id": rid, "IsDeleted": False, **defaults}
-                for name, value in p.values.items():
-                    if value is not None:
-                        record[name] = value
+                rid = p.new_id = new_record_ids[offset]
+                record = base.copy()
+                record["Id"] = rid
+                values = p.values
+                record.update(values)
+                if None in values.values():
+                    # An explicit null on insert leaves the field unset (its default, if any, applies).
+                    for name, value in values.items():
+                        if value is None:
+                            if name in defaults:
+                                record[name] = defaults[name]
+                            else:
+                                del record[name]
                 for name, numbers in autos.items():
                     record[name] = numbers[offset]
-                record["CreatedDate"] = record["LastModifiedDate"] = record["SystemModstamp"] = now
-                insert_rows.append((serial + offset, rid, 0, _dumps(record), *table.row_values(record)))
+                insert_rows.append((serial + offset, rid, 0, _dumps(record), *row_values(record)))
             self.store.insert(odef.name, insert_rows)
         update_rows = []
         for p in pending:
@@ -621,14 +629,12 @@ class Org:
                 update_rows.append((0, _dumps(record), *table.row_values(record), _serial(odef, p.existing)))
         if update_rows:
             self.store.update(odef.name, update_rows)
-        for p in pending:
-            if p.error is not None:
-                outcomes.append(WriteOutcome(p.existing or p.target, False, p.error))
-            elif p.existing is None:
-                outcomes.append(WriteOutcome(new_ids[id(p)], True, None))
-            else:
-                outcomes.append(WriteOutcome(p.existing, False, None))
-        return outcomes
+        return [
+            WriteOutcome(p.existing or p.target, False, p.error) if p.error is not None
+            else WriteOutcome(p.new_id, True, None) if p.existing is None
+            else WriteOutcome(p.existing, False, None)
+            for p in pending
+        ]
 
     def _delete(self, odef: ObjectDef, pending: list[_Pending], *, hard: bool) -> list[WriteOutcome]:
         victims = {p.existing: p.existing_data for p in pending if p.error is None and p.existing}
