@@ -8,6 +8,8 @@ join, never one query per key.
 
 from __future__ import annotations
 
+import contextlib
+
 import datetime as dt
 import hashlib
 import json
@@ -174,8 +176,9 @@ class StateStore:
                 )
                 yield
             finally:
-                # A broken connection has already lost its session, and with it the lock.
-                if not conn.broken:
+                # A connection the server has closed has already lost its session, and with it the lock;
+                # otherwise closing the connection below releases a session lock all the same.
+                with contextlib.suppress(psycopg.OperationalError):
                     conn.execute(
                         f"DELETE FROM {SCHEMA}.flow_locks WHERE flow = %s AND backend_pid = pg_backend_pid()",
                         (flow,),
