@@ -20,6 +20,8 @@ KEY_COLUMN = "__key"
 HASH_COLUMN = "__hash"
 CLEAR = "#N/A"  # Bulk 2.0 CSV: set the field to null (an empty cell leaves it as it is)
 _ROW = "__row"
+_COERCED = "__coerced"
+_KEY_COUNT = "__key_count"
 
 
 def _describe_of(flow: FlowMapping, spec: FieldSpec, describe: ObjectDescribe,
@@ -62,20 +64,26 @@ def build_records(frame: pl.DataFrame, flow: FlowMapping, describe: ObjectDescri
     if key_spec is None:
         raise TransformError(f"{flow.path}: fields: the External ID field {key_target} is not mapped")
 
+    # Each field's coerced text (null = no value) is computed once, into a column of `work`; the checks and
+    # the records read that column instead of coercing again.
+    coerced_columns: list[pl.Expr] = []
     texts: list[pl.Expr] = []
     checks: list[Check] = []
-    for spec in flow.fields:
+    for index, spec in enumerate(flow.fields):
         value_field, written = _describe_of(flow, spec, describe, parents)
         dtype = values.schema[spec.target]
         value = pl.col(spec.target)
         coerced = coerce(value, dtype, value_field)
-        text = coerced.text
+        name = f"{_COERCED}{index}"
+        coerced_columns.append(coerced.text.alias(name))
+        text = pl.col(name)
         if spec is key_spec:
             key_field_checks = field_checks(spec.target, value_field, text, as_text(value, dtype),
                                             bad_type=coerced.bad_type, out_of_range=coerced.out_of_range,
                                             required=None)
-            checks = key_checks(spec.target, text) + key_field_checks + checks
+            checks = key_checks(spec.target, text, pl.col(_KEY_COUNT)) + key_field_checks + checks
             texts.append(text.alias(spec.target))
+            key_text = text
             continue
         required = creating and written.required_on_create
         checks += field_checks(spec.target, value_field, text, as_text(value, dtype), bad_type=coerced.bad_type,
@@ -86,25 +94,26 @@ def build_records(frame: pl.DataFrame, flow: FlowMapping, describe: ObjectDescri
             filled = text.fill_null(pl.lit(""))
         texts.append(filled.alias(spec.target))
 
-    coerced_frame = values.select(
-        [pl.int_range(pl.len(), dtype=pl.UInt32).alias(_ROW), *texts]
-    )
+    work = values.with_columns(coerced_columns).with_columns(key_text.len().over(key_text).alias(_KEY_COUNT))
+    # First only which check (if any) each row fails; messages are built for the failing rows alone.
+    first_failure = work.select(
+        pl.coalesce([pl.when(c.fails.fill_null(False)).then(pl.lit(i, dtype=pl.UInt32))
+                     for i, c in enumerate(checks)]).alias("__check")
+    ).to_series()
     targets = [spec.target for spec in flow.fields]
-    failing = values.with_columns(pl.int_range(pl.len(), dtype=pl.UInt32).alias(_ROW)).select(
-        pl.col(_ROW),
-        pl.coalesce([pl.when(c.fails.fill_null(False)).then(pl.lit(i)) for i, c in enumerate(checks)]).alias("__check"),
-        pl.coalesce([pl.when(c.fails.fill_null(False)).then(c.message) for c in checks]).alias("__message"),
-        pl.coalesce([pl.when(c.fails.fill_null(False)).then(c.value.cast(pl.Utf8)) for c in checks]).alias("__value"),
-    ).filter(pl.col("__check").is_not_null()) if checks else pl.DataFrame(schema={_ROW: pl.UInt32})
-
+    good = work
     rejects: list[Reject] = []
-    good = coerced_frame
-    if failing.height:
-        bad_rows = failing.get_column(_ROW)
-        source_rows = frame.with_row_index(_ROW).filter(pl.col(_ROW).is_in(bad_rows.implode()))
-        keys = coerced_frame.filter(pl.col(_ROW).is_in(bad_rows.implode())).select(
-            _ROW, pl.col(key_spec.target).alias("__rkey"))
-        detail = failing.join(keys, on=_ROW, how="left").join(source_rows, on=_ROW, how="left").sort(_ROW)
+    if first_failure.null_count() < len(first_failure):
+        failing_mask = first_failure.is_not_null()
+        failing = work.with_row_index(_ROW).filter(failing_mask).select(
+            pl.col(_ROW),
+            pl.coalesce([pl.when(c.fails.fill_null(False)).then(pl.lit(i)) for i, c in enumerate(checks)]).alias("__check"),
+            pl.coalesce([pl.when(c.fails.fill_null(False)).then(c.message) for c in checks]).alias("__message"),
+            pl.coalesce([pl.when(c.fails.fill_null(False)).then(c.value.cast(pl.Utf8)) for c in checks]).alias("__value"),
+            key_text.alias("__rkey"),
+        )
+        source_rows = frame.with_row_index(_ROW).filter(failing_mask)
+        detail = failing.join(source_rows, on=_ROW, how="left").sort(_ROW)
         source_columns = frame.columns
         for row in detail.iter_rows(named=True):
             check = checks[row["__check"]]
@@ -114,10 +123,7 @@ def build_records(frame: pl.DataFrame, flow: FlowMapping, describe: ObjectDescri
                 message=row["__message"], field=check.field, value=row["__value"],
                 row={c: row[c] for c in source_columns},
             ))
-        good = coerced_frame.filter(pl.col(_ROW).is_in(bad_rows.implode()).not_())
+        good = work.filter(first_failure.is_null())
 
-    records = good.select(
-        *[pl.col(t) for t in targets],
-        pl.col(key_spec.target).alias(KEY_COLUMN),
-    ).with_columns(row_hash(targets).alias(HASH_COLUMN))
+    records = good.select(*texts, key_text.alias(KEY_COLUMN)).with_columns(row_hash(targets).alias(HASH_COLUMN))
     return TransformResult(records=records, rejects=rejects)

@@ -78,15 +78,16 @@ def field_checks(target: str, field: FieldDescribe, text: pl.Expr, source_text: 
     return checks
 
 
-def key_checks(target: str, key: pl.Expr) -> list[Check]:
+def key_checks(target: str, key: pl.Expr, count: pl.Expr) -> list[Check]:
     """The upsert key must be present and unique within the batch; every row of a duplicated key is rejected
-    (Salesforce would fail the batch or keep an arbitrary one)."""
+    (Salesforce would fail the batch or keep an arbitrary one). `count` is how often the row's key occurs
+    in the whole batch (computed once over the batch, so messages may be built for failing rows only)."""
     return [
         Check("MISSING_EXTERNAL_ID", target, key.is_null() | (key.str.strip_chars() == ""),
               _msg(f"{target}: the External ID is empty, so the row cannot be matched to a record"),
               key),
-        Check("DUPLICATE_EXTERNAL_ID", target, key.is_not_null() & (key.len().over(key) > 1),
-              _msg(f"{target}: the External ID ", key, " appears ", key.len().over(key).cast(pl.Utf8),
+        Check("DUPLICATE_EXTERNAL_ID", target, key.is_not_null() & (count > 1),
+              _msg(f"{target}: the External ID ", key, " appears ", count.cast(pl.Utf8),
                    " times in the source; none of these rows is sent until it is unique"),
               key),
     ]

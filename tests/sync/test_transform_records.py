@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 from decimal import Decimal
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 from passwork_assets.mapping.models import FieldSpec, FlowMapping, SourceSpec, TargetSpec
 from passwork_assets.salesforce.describe import ObjectDescribe
 from passwork_assets.transform import CLEAR, HASH_COLUMN, KEY_COLUMN, TransformError, build_records
+from passwork_assets.transform.row_hash import fingerprints
 
 FIXTURES = Path(__file__).parent / "fixtures" / "describe"
 
@@ -250,11 +250,11 @@ def test_hash_is_stable_and_changes_with_any_value() -> None:
     changed = _build(_usage_frame(quantity=[Decimal("1.5"), Decimal("1234.5679"), Decimal("0")])).records
     same = [a == b for a, b in zip(first.get_column(HASH_COLUMN), changed.get_column(HASH_COLUMN))]
     assert same == [True, False, True]
-    # The algorithm is pinned (SHA-1 of header and values joined by \x1f): a Polars upgrade must not change
-    # every hash and re-send every row.
+    # The hash is the row fingerprint of the record's columns, pinned (tests/sync/test_row_hash.py) so that
+    # a Polars upgrade does not change every hash and re-send every row.
     columns = [c for c in first.columns if not c.startswith("__")]
-    expected = hashlib.sha1("\x1f".join(["\x1f".join(columns), *first.row(0)[:len(columns)]]).encode()).hexdigest()
-    assert first.get_column(HASH_COLUMN)[0] == expected
+    assert first.get_column(HASH_COLUMN).to_list() == fingerprints(first.select(columns)).to_list()
+    assert first.get_column(HASH_COLUMN)[0] == "12832307759673786345-10893677793924595603"
 
 
 def test_expression_errors_name_file_line_field_and_expression() -> None:
