@@ -11,7 +11,7 @@ the source's snapshot is not held open for however long Salesforce takes to load
 from __future__ import annotations
 
 import io
-import select
+import selectors
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -110,12 +110,12 @@ def _start(cur: psycopg.Cursor, statement_timeout_s: float) -> None:
     )
 
 
-def _wait_readable(pgconn: psycopg.pq.abc.PGconn) -> None:
-    select.select([pgconn.socket], [], [])
+def _wait_readable(pgconn: psycopg.pq.abc.PGconn, selector: selectors.BaseSelector) -> None:
+    selector.select()
     pgconn.consume_input()
 
 
-def _end_of_copy(conn: psycopg.Connection) -> None:
+def _end_of_copy(conn: psycopg.Connection, selector: selectors.BaseSelector) -> None:
     """Collect the COPY's final results, then raise the server's error (timeout, write attempt...) if any.
 
     Every result is read first, so that the connection is idle again whatever happened.
@@ -124,7 +124,7 @@ def _end_of_copy(conn: psycopg.Connection) -> None:
     results = []
     while True:
         while pgconn.is_busy():
-            _wait_readable(pgconn)
+            _wait_readable(pgconn, selector)
         result = pgconn.get_result()
         if result is None:
             break
@@ -143,8 +143,10 @@ def copy_chunks(conn: psycopg.Connection, statement: str, params: Mapping[str, A
     so the rows are taken straight from libpq (psycopg's documented `pq` layer) while it has them buffered,
     waiting on the socket only when it has none; psycopg's own `Copy` still starts the COPY and cleans up.
     """
-    with conn.cursor() as cur, cur.copy(statement, params):
+    # A selector, not select(): the socket's descriptor may be above select()'s limit of 1024.
+    with conn.cursor() as cur, cur.copy(statement, params), selectors.DefaultSelector() as selector:
         pgconn = conn.pgconn
+        selector.register(pgconn.socket, selectors.EVENT_READ)
         get_copy_data = pgconn.get_copy_data
         buffer = bytearray()
         rows = 0
@@ -159,10 +161,10 @@ def copy_chunks(conn: psycopg.Connection, statement: str, params: Mapping[str, A
                     buffer.clear()
                     rows = 0
             elif nbytes == 0:
-                _wait_readable(pgconn)
+                _wait_readable(pgconn, selector)
             else:
                 break
-        _end_of_copy(conn)
+        _end_of_copy(conn, selector)
         if rows:
             yield buffer, rows
 
