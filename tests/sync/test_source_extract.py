@@ -114,3 +114,34 @@ def test_table_columns_and_close_names(source: psycopg.Connection) -> None:
         table_columns(source, "usage_event")
     with pytest.raises(TableNotFound, match="table erp.partners not found"):
         table_columns(source, "erp.partners")
+
+
+@pytest.mark.dates
+def test_timestamps_keep_every_fraction_digit(source: psycopg.Connection) -> None:
+    query = ExtractQuery("""
+        SELECT * FROM (VALUES
+          (1, timestamptz '2024-03-31 23:30:00.5+09', timestamp '1969-12-31 23:59:59.999999'),
+          (2, timestamptz '2024-01-01 00:00:00+00', timestamp '2024-02-29 12:00:00.01'),
+          (3, timestamptz '1900-06-30 12:34:56.000123+00', timestamp '2000-01-01 00:00:00.1234'),
+          (4, null, null)) AS t(id, at, local_at) ORDER BY id""", {})
+    [frame] = list(stream_frames(source, query))
+    assert frame.schema["at"] == pl.Datetime("us", "UTC") and frame.schema["local_at"] == pl.Datetime("us")
+    utc = dt.timezone.utc
+    assert frame.get_column("at").to_list() == [
+        dt.datetime(2024, 3, 31, 14, 30, 0, 500000, tzinfo=utc), dt.datetime(2024, 1, 1, tzinfo=utc),
+        dt.datetime(1900, 6, 30, 12, 34, 56, 123, tzinfo=utc), None]
+    assert frame.get_column("local_at").to_list() == [
+        dt.datetime(1969, 12, 31, 23, 59, 59, 999999), dt.datetime(2024, 2, 29, 12, 0, 0, 10000),
+        dt.datetime(2000, 1, 1, 0, 0, 0, 123400), None]
+
+
+def test_timestamps_outside_the_usual_shape(source: psycopg.Connection) -> None:
+    # A year before 1000 still has four digits; the general parser takes what the fast path does not.
+    [frame] = list(stream_frames(source, ExtractQuery(
+        "SELECT timestamptz '0999-01-02 03:04:05.6+00' AS at, timestamp '0999-01-02 03:04:05' AS local_at", {})))
+    assert frame.row(0) == (dt.datetime(999, 1, 2, 3, 4, 5, 600000, tzinfo=dt.timezone.utc),
+                            dt.datetime(999, 1, 2, 3, 4, 5))
+    with pytest.raises(ExtractError, match="could not read rows 1.."):
+        list(stream_frames(source, ExtractQuery("SELECT 'infinity'::timestamptz AS at", {})))
+    with pytest.raises(ExtractError, match="could not read rows 1.."):
+        list(stream_frames(source, ExtractQuery("SELECT timestamp '0044-03-15 12:00:00 BC' AS at", {})))
