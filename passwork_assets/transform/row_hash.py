@@ -36,8 +36,8 @@ from collections.abc import Callable
 import polars as pl
 
 _MASK = (1 << 64) - 1
-# Data words per slice of rows, to bound the memory of the intermediate arrays (16 MB each).
-_WORDS_PER_SLICE = 1 << 21
+# Data words per slice of rows: intermediate arrays of 2 MB, whatever the chunk size.
+_WORDS_PER_SLICE = 1 << 18
 
 
 def _scalar_finaliser(s1: int, m1: int, s2: int, m2: int, s3: int) -> Callable[[int], int]:
@@ -125,22 +125,23 @@ def _data_sums(data: pl.Series) -> list[pl.Series]:
 
     One width for all rows when padding to the widest costs at most half again the real words (the usual
     case: rows of similar size); otherwise rows are grouped by width, so that one long value does not pad
-    every other row to its length. Slices bound the memory of the intermediate arrays.
+    every other row to its length. Rows go in slices of at most `_WORDS_PER_SLICE` words, which bounds the
+    memory of the intermediate arrays (and keeps them small enough for the CPU's caches).
     """
     words = (data.str.len_bytes().cast(pl.UInt64) + 7) // 8
     widest = _width(int(words.max() or 0))
     if len(data) * widest <= 1.5 * int(words.sum()) + 4 * len(data):
-        widths = {w: widest for w in words.unique().to_list()}
-    else:
-        widths = {w: _width(w) for w in words.unique().to_list()}
-    row_width = words.replace_strict(widths, return_dtype=pl.UInt64) if len(set(widths.values())) > 1 else None
+        step = max(1, _WORDS_PER_SLICE // widest)
+        parts = [_word_sums(data.slice(start, step), words.slice(start, step), widest)
+                 for start in range(0, len(data), step)] or [_word_sums(data, words, widest)]
+        return [pl.concat([part[lane] for part in parts]) for lane in range(len(_LANES))]
+    widths = {w: _width(w) for w in words.unique().to_list()}
+    row_width = words.replace_strict(widths, return_dtype=pl.UInt64)
     sums = [pl.zeros(len(data), dtype=pl.UInt64, eager=True) for _ in _LANES]
     every_row = pl.int_range(0, len(data), dtype=pl.UInt32, eager=True)
     for width in sorted(set(widths.values())):
-        rows = every_row if row_width is None else every_row.filter(row_width == width)
+        rows = every_row.filter(row_width == width)
         step = max(1, _WORDS_PER_SLICE // width)
-        if len(rows) == len(data) and len(rows) <= step:
-            return _word_sums(data, words, width)
         for start in range(0, len(rows), step):
             part = rows.slice(start, step)
             for lane, got in enumerate(_word_sums(data.gather(part), words.gather(part), width)):
