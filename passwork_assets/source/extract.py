@@ -4,8 +4,8 @@ The COPY runs in a READ ONLY, REPEATABLE READ transaction with a statement timeo
 settings (UTC, ISO dates), so what a custom SQL could not be checked for statically still cannot write, and
 every chunk reads the same snapshot. While COPY streams, rows are cut into chunks of `chunk_rows` and each
 chunk's CSV bytes go to a spool file; the transaction ends as soon as the server has sent the last row, and
-only then are the chunks parsed and handed out one at a time. Memory holds one chunk (not the table), and
-the source's snapshot is not held open for however long Salesforce takes to load what was read.
+only then are the chunks parsed (the next one while the caller works on the current one) and handed out one
+at a time. Memory holds two chunks (not the table), and the source's snapshot is not held open for however long Salesforce takes to load what was read.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import selectors
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -253,11 +254,20 @@ def stream_frames(conn: psycopg.Connection, query: ExtractQuery, *, chunk_rows: 
         except psycopg.errors.Error as exc:
             raise ExtractError(f"the extraction query failed in the source database: {exc}") from None
         schema = frame_schema(columns)
-        first_row = 0
-        for path in files:
-            frame = _parse_chunk(path, schema, columns, first_row)
-            path.unlink()
-            first_row += frame.height
-            yield frame
+
+        def parse(index: int) -> pl.DataFrame:
+            frame = _parse_chunk(files[index], schema, columns, index * chunk_rows)
+            files[index].unlink()
+            return frame
+
+        # The next chunk is parsed while the caller works on this one (Polars parses without the GIL), so
+        # memory holds at most two chunks; an error in a chunk is raised when that chunk is asked for.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="passwork-extract") as pool:
+            pending = pool.submit(parse, 0) if files else None
+            for index in range(len(files)):
+                assert pending is not None
+                frame = pending.result()
+                pending = pool.submit(parse, index + 1) if index + 1 < len(files) else None
+                yield frame
     finally:
         shutil.rmtree(folder, ignore_errors=True)
