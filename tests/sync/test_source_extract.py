@@ -9,7 +9,7 @@ import polars as pl
 import psycopg
 import pytest
 
-from passwork_assets.source.extract import ExtractError, stream_frames
+from passwork_assets.source.extract import ExtractError, copy_chunks, stream_frames
 from passwork_assets.source.query import ExtractQuery
 from passwork_assets.source.schema import TableNotFound, table_columns
 
@@ -145,3 +145,18 @@ def test_timestamps_outside_the_usual_shape(source: psycopg.Connection) -> None:
         list(stream_frames(source, ExtractQuery("SELECT 'infinity'::timestamptz AS at", {})))
     with pytest.raises(ExtractError, match="could not read rows 1.."):
         list(stream_frames(source, ExtractQuery("SELECT timestamp '0044-03-15 12:00:00 BC' AS at", {})))
+
+
+def test_copy_chunks_count_rows_and_can_stop_early(source: psycopg.Connection) -> None:
+    statement = "COPY (SELECT i, 'a,' || i FROM generate_series(1, 1050) i) TO STDOUT (FORMAT csv)"
+    with source.transaction():
+        chunks = [(bytes(data), rows) for data, rows in copy_chunks(source, statement, {}, 100)]
+    assert [rows for _, rows in chunks] == [100] * 10 + [50]
+    text = b"".join(data for data, _ in chunks).decode()
+    assert text.splitlines()[0] == '1,"a,1"' and text.splitlines()[-1] == '1050,"a,1050"'
+    with source.transaction():
+        reader = copy_chunks(source, statement, {}, 100)
+        data, rows = next(reader)
+        assert rows == 100 and bytes(data).count(b"\n") == 100
+        reader.close()  # the rest of the COPY is cancelled and the connection is usable again
+    assert source.execute("SELECT 1").fetchone() == (1,)
