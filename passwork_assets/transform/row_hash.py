@@ -88,21 +88,14 @@ def _width(words: int) -> int:
     return 1 << (words - 1).bit_length()
 
 
-def _word_sums(data: pl.Series, words: pl.Series, width: int) -> list[pl.Series]:
-    """Per row (each of at most `width` words), each lane's `sum of F(w_k + K_k)` over the row's words.
+def _word_sums(padded: pl.Series, words: pl.Series, width: int) -> list[pl.Series]:
+    """Per row, each lane's `sum of F(w_k + K_k)` over the row's words; `padded` holds each row's bytes
+    zero-padded to exactly `width` words, so that one reinterpretation gives every word at once.
 
-    Rows are zero-padded to `width` words so that one reinterpretation gives every word at once. A padding
-    word is 0, so it adds `F(K_k)` at its position; those known amounts are taken off again, so the sum of
-    a row does not depend on the width it happened to be computed in.
+    A padding word is 0, so it adds `F(K_k)` at its position; those known amounts are taken off again, so
+    the sum of a row does not depend on the width it happened to be computed in.
     """
-    size = width * 8
-    text = pl.lit(data)
-    words_array = (
-        pl.select(pl.concat_str([text, pl.lit("\x00" * size).str.slice(0, size - text.str.len_bytes())]))
-        .to_series()
-        .cast(pl.Binary)
-        .bin.reinterpret(dtype=pl.Array(pl.UInt64, width), endianness="little")
-    )
+    words_array = padded.cast(pl.Binary).bin.reinterpret(dtype=pl.Array(pl.UInt64, width), endianness="little")
     lanes = [str(lane) for lane in range(len(_LANES))]
     keys = [_keys(lane, width) for lane in range(len(_LANES))]
     keyed = pl.LazyFrame({"w": words_array}).select(
@@ -120,31 +113,38 @@ def _word_sums(data: pl.Series, words: pl.Series, width: int) -> list[pl.Series]
     return sums
 
 
-def _data_sums(data: pl.Series) -> list[pl.Series]:
+def _data_sums(frame: pl.DataFrame) -> list[pl.Series]:
     """Both lanes' word sums of each row's concatenated bytes.
 
     One width for all rows when padding to the widest costs at most half again the real words (the usual
     case: rows of similar size); otherwise rows are grouped by width, so that one long value does not pad
-    every other row to its length. Rows go in slices of at most `_WORDS_PER_SLICE` words, which bounds the
-    memory of the intermediate arrays (and keeps them small enough for the CPU's caches).
+    every other row to its length. The padding is appended in the same pass that concatenates the values.
+    Rows go in slices of at most `_WORDS_PER_SLICE` words, which bounds the memory of the intermediate
+    arrays (and keeps them small enough for the CPU's caches).
     """
-    words = (data.str.len_bytes().cast(pl.UInt64) + 7) // 8
+    size = frame.select(pl.sum_horizontal([pl.col(c).str.len_bytes().cast(pl.UInt64).fill_null(0)
+                                           for c in frame.columns])).to_series()
+    words = (size + 7) // 8
     widest = _width(int(words.max() or 0))
-    if len(data) * widest <= 1.5 * int(words.sum()) + 4 * len(data):
+    single = len(words) * widest <= 1.5 * int(words.sum()) + 4 * len(words)
+    widths = {w: widest if single else _width(w) for w in words.unique().to_list()}
+    row_widths = words.replace_strict(widths, return_dtype=pl.UInt64)
+    row_width = pl.lit(widest, dtype=pl.UInt64) if single else pl.lit(row_widths)
+    padding = pl.lit("\x00" * (8 * max(widths.values(), default=widest))).str.slice(0, row_width * 8 - pl.lit(size))
+    padded = frame.select(pl.concat_str([*[pl.col(c).fill_null("") for c in frame.columns], padding])).to_series()
+    if single:
         step = max(1, _WORDS_PER_SLICE // widest)
-        parts = [_word_sums(data.slice(start, step), words.slice(start, step), widest)
-                 for start in range(0, len(data), step)] or [_word_sums(data, words, widest)]
+        parts = [_word_sums(padded.slice(start, step), words.slice(start, step), widest)
+                 for start in range(0, len(padded), step)] or [_word_sums(padded, words, widest)]
         return [pl.concat([part[lane] for part in parts]) for lane in range(len(_LANES))]
-    widths = {w: _width(w) for w in words.unique().to_list()}
-    row_width = words.replace_strict(widths, return_dtype=pl.UInt64)
-    sums = [pl.zeros(len(data), dtype=pl.UInt64, eager=True) for _ in _LANES]
-    every_row = pl.int_range(0, len(data), dtype=pl.UInt32, eager=True)
+    sums = [pl.zeros(len(words), dtype=pl.UInt64, eager=True) for _ in _LANES]
+    every_row = pl.int_range(0, len(words), dtype=pl.UInt32, eager=True)
     for width in sorted(set(widths.values())):
-        rows = every_row.filter(row_width == width)
+        rows = every_row.filter(row_widths == width)
         step = max(1, _WORDS_PER_SLICE // width)
         for start in range(0, len(rows), step):
             part = rows.slice(start, step)
-            for lane, got in enumerate(_word_sums(data.gather(part), words.gather(part), width)):
+            for lane, got in enumerate(_word_sums(padded.gather(part), words.gather(part), width)):
                 sums[lane] = sums[lane].scatter(part, got)
     return sums
 
@@ -156,12 +156,11 @@ def _lanes(frame: pl.DataFrame, seeds: tuple[int, int]) -> list[pl.Series]:
         lengths.append(pl.lit(0, dtype=pl.UInt64))
     packed = frame.select([(lengths[j] + lengths[j + 1] * (1 << 32)).alias(f"L{j // 2}")
                            for j in range(0, len(lengths), 2)])
-    data = frame.select(pl.concat_str([pl.col(c).fill_null("") for c in frame.columns])).to_series()
     lanes = [str(lane) for lane in range(len(_LANES))]
     chain = packed.lazy().with_columns([pl.lit(seed, dtype=pl.UInt64).alias(name) for seed, name in zip(seeds, lanes)])
     for word in packed.columns:
         chain = _finalised(chain.with_columns([pl.col(name) ^ pl.col(word) for name in lanes]), lanes)
-    sums = _data_sums(data)
+    sums = _data_sums(frame)
     final = chain.select(lanes).with_columns([pl.col(name) ^ pl.lit(total) for name, total in zip(lanes, sums)])
     finished = _finalised(final, lanes).collect()
     return [finished.get_column(name) for name in lanes]
