@@ -3,7 +3,7 @@
 Shapes follow the wire notes §1.3 and §3 (recorded job infos of amp-labs/connectors and heroku-applink).
 An ingest job's upload is streamed to a file in the data folder; closing the job (``UploadComplete``) hands it
 to a background worker that reads the CSV in 10,000-row chunks (Salesforce's internal batch size, each one
-counted against ``DailyBulkApiBatches``) and writes them through ``Org.write_many(..., value_format="csv")``,
+counted against ``DailyBulkApiBatches``) and writes them through ``Org.write_table`` (``write_many``'s checks),
 the same validation as REST. Results are CSV files next to the upload; job infos live in SQLite, so a
 restarted emulator still answers for earlier jobs.
 
@@ -523,10 +523,8 @@ class Bulk2:
             chunk_started = time.monotonic()
             self.limits.count("DailyBulkApiBatches")
             if all(len(row) == width for row in rows):
-                outcomes = self.org.write_many(
-                    job.object, job.operation, [dict(zip(keys, row)) for row in rows],
-                    external_id_field=job.external_id_field, value_format="csv",
-                )
+                outcomes = self.org.write_table(job.object, job.operation, keys, rows,
+                                                external_id_field=job.external_id_field)
             else:
                 outcomes = self._write_ragged(job, keys, rows)
             job.failed += files.write(rows, outcomes)
@@ -555,8 +553,8 @@ class Bulk2:
         ]
         good = [i for i, row in enumerate(rows) if len(row) == width]
         if good:
-            written = self.org.write_many(job.object, job.operation, [dict(zip(keys, rows[i])) for i in good],
-                                          external_id_field=job.external_id_field, value_format="csv")
+            written = self.org.write_table(job.object, job.operation, keys, [rows[i] for i in good],
+                                           external_id_field=job.external_id_field)
             for i, outcome in zip(good, written):
                 outcomes[i] = outcome
         return [outcome for outcome in outcomes if outcome is not None]
