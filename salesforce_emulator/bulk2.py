@@ -269,18 +269,18 @@ class _ResultFiles:
 
     def write(self, rows: list[list[str]], outcomes: list[WriteOutcome]) -> int:
         """Record processed rows; returns how many failed."""
-        succeeded: list[list[str]] = []
-        failed_lines: list[str] = []
         delimiter, newline = self.job.delimiter, self.job.newline
-        for row, outcome in zip(rows, outcomes):
-            if outcome.error is None:
-                succeeded.append([outcome.id, "true" if outcome.created else "false", *row])
-            else:
-                failed_lines.append(
-                    _quoted_row([outcome.id or "", outcome.error.to_bulk(), *row], delimiter, newline))
-        self.success_writer.writerows(succeeded)
-        self.failure.write("".join(failed_lines))
-        return len(failed_lines)
+        failed = [(row, outcome) for row, outcome in zip(rows, outcomes) if outcome.error is not None]
+        if not failed:
+            self.success_writer.writerows([outcome.id, "true" if outcome.created else "false", *row]
+                                          for row, outcome in zip(rows, outcomes))
+            return 0
+        self.success_writer.writerows([outcome.id, "true" if outcome.created else "false", *row]
+                                      for row, outcome in zip(rows, outcomes) if outcome.error is None)
+        self.failure.write("".join(
+            _quoted_row([outcome.id or "", outcome.error.to_bulk(), *row], delimiter, newline)
+            for row, outcome in failed))
+        return len(failed)
 
     def write_unprocessed(self, rows: Iterator[list[str]]) -> None:
         self.unprocessed_writer.writerows(rows)

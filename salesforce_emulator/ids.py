@@ -96,16 +96,23 @@ def make_ids(key_prefix: str, first: int, count: int) -> list[str]:
         _upper_bits.extend(sum(1 << i for i, c in enumerate(t) if "A" <= c <= "Z") for t in _triples)
     head = f"{key_prefix}{INSTANCE_CODE}"
     first_char = _chunk_char(head)
-    out = []
+    out: list[str] = []
     triples, bits = _triples, _upper_bits
-    for serial in range(first, first + count):
+    serial, stop = first, first + count
+    while serial < stop:
+        # One run of serials sharing their top and middle triples: only the low triple and the last checksum
+        # character change inside it.
         high, low = divmod(serial, _TRIPLE)
         top, middle = divmod(high, _TRIPLE)
+        end = min(_TRIPLE, low + stop - serial)
         # Characters 5-9: "0", the top triple, the first character of the middle triple; 10-14: the rest.
         second = (bits[top] << 1) | ((bits[middle] & 1) << 4)
-        third = (bits[middle] >> 1) | (bits[low] << 2)
-        out.append(f"{head}0{triples[top]}{triples[middle]}{triples[low]}{first_char}"
-                   f"{_SUFFIX_ALPHABET[second]}{_SUFFIX_ALPHABET[third]}")
+        middle_bits = bits[middle] >> 1
+        prefix = f"{head}0{triples[top]}{triples[middle]}"
+        checks = f"{first_char}{_SUFFIX_ALPHABET[second]}"
+        out.extend([f"{prefix}{triple}{checks}{_SUFFIX_ALPHABET[middle_bits | (low_bits << 2)]}"
+                    for triple, low_bits in zip(triples[low:end], bits[low:end])])
+        serial += end - low
     return out
 
 

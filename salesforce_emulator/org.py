@@ -27,7 +27,7 @@ _dumps = encode_record
 _loads = decode_record
 
 
-@dataclass
+@dataclass(slots=True)
 class WriteOutcome:
     """The result of one input row: the record Id (None if unknown), whether it was created, the error."""
 
@@ -521,49 +521,51 @@ class Org:
         if not linked:
             return
         key_fields: dict[tuple[str, str | None], FieldDef | None] = {}
-        wanted: dict[tuple[str, str | None], set[str]] = {}
-        # Per linked row: (reference field, group, match key, value as sent); keys are computed once.
-        keyed: list[list[tuple[str, tuple[str, str | None], str | None, str]]] = []
+        # Per parent group: value as sent -> match key; a Bulk chunk repeats a few parents many times, so each
+        # distinct value is keyed once.
+        wanted: dict[tuple[str, str | None], dict[str, str | None]] = {}
         for p in linked:
-            row_links = []
-            for field_name, parent_name, parent_field, value in p.links or ():
+            for _, parent_name, parent_field, value in p.links or ():
                 group = (parent_name, parent_field)
-                keys = wanted.get(group)
-                if keys is None:
-                    keys = wanted[group] = set()
+                values = wanted.get(group)
+                if values is None:
+                    values = wanted[group] = {}
                     key_fields[group] = (None if parent_field is None
                                          else self.schema.object(parent_name).field(parent_field))
-                pf = key_fields[group]
-                key = value if pf is None else match_key(pf, value)
-                if key is not None:
-                    keys.add(key)
-                row_links.append((field_name, group, key, value))
-            keyed.append(row_links)
-        found: dict[tuple[str, str | None], dict[str, list[str]]] = {}
-        for group, keys in wanted.items():
+                if value not in values:
+                    pf = key_fields[group]
+                    values[value] = value if pf is None else match_key(pf, value)
+        # Per parent group: value as sent -> the matching parent Ids (empty when none).
+        resolved: dict[tuple[str, str | None], dict[str, list[str]]] = {}
+        for group, values in wanted.items():
             parent_name = group[0]
             pf = key_fields[group]
+            keys = {k for k in values.values() if k is not None}
             if pf is None or pf.type == "id":
                 normalized = {k: ids.normalize(k) or k for k in keys}
                 live = {rid for rid, (deleted, _) in self.store.fetch_by_ids(parent_name, normalized.values()).items()
                         if not deleted}
-                found[group] = {k: [full] for k, full in normalized.items() if full in live}
+                found = {k: [full] for k, full in normalized.items() if full in live}
             else:
                 matches = self._lookup(self.schema.object(parent_name), pf, list(keys), with_data=False)
-                found[group] = {k: [rid for rid, _ in v] for k, v in matches.items()}
-        for p, row_links in zip(linked, keyed):
-            for field_name, group, key, value in row_links:
-                hits = found[group].get(key) if key is not None else None
+                found = {k: [rid for rid, _ in v] for k, v in matches.items()}
+            resolved[group] = {value: (found.get(key) or []) if key is not None else []
+                               for value, key in values.items()}
+        for p in linked:
+            for field_name, parent_name, parent_field, value in p.links or ():
+                hits = resolved[(parent_name, parent_field)][value]
+                if len(hits) == 1:
+                    p.values[field_name] = hits[0]
+                    continue
                 if not hits:
-                    pf = key_fields[group]
+                    pf = key_fields[(parent_name, parent_field)]
                     p.error = (_cross_reference() if pf is None or pf.type == "id"
-                               else _foreign_key_missing(value, pf, self.schema.object(group[0])))
-                    break
-                if len(hits) > 1:
+                               else _foreign_key_missing(value, pf, self.schema.object(parent_name)))
+                else:
                     p.error = RecordError("INVALID_FIELD", f"Foreign key external ID: {value} matched more than 1 "
-                                                           f"record for field {group[1]} in entity {group[0]}", [])
-                    break
-                p.values[field_name] = hits[0]
+                                                           f"record for field {parent_field} in entity {parent_name}",
+                                          [])
+                break
 
     # Phase 3: match existing records.
     def _match_by_id(self, odef: ObjectDef, pending: list[_Pending], operation: str) -> None:
@@ -672,11 +674,13 @@ class Org:
             new_record_ids = ids.make_ids(odef.key_prefix, serial, len(creates))
             base = {"Id": None, "IsDeleted": False, **defaults, "CreatedDate": now, "LastModifiedDate": now,
                     "SystemModstamp": now}
-            row_values = table.row_values
+            insert_row = table.insert_row
+            copy = base.copy
             insert_rows = []
+            append = insert_rows.append
             for offset, p in enumerate(creates):
                 rid = p.new_id = new_record_ids[offset]
-                record = base.copy()
+                record = copy()
                 record["Id"] = rid
                 values = p.values
                 record.update(values)
@@ -690,7 +694,7 @@ class Org:
                                 del record[name]
                 for name, numbers in autos.items():
                     record[name] = numbers[offset]
-                insert_rows.append((serial + offset, rid, 0, _dumps(record), *row_values(record)))
+                append(insert_row(serial + offset, rid, record))
             self.store.insert(odef.name, insert_rows)
         update_rows = []
         for p in pending:

@@ -13,7 +13,7 @@ import json
 import marshal
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -89,19 +89,36 @@ class ObjectTable:
         sets = ", ".join(f"{c} = ?" for c in ["deleted", "data", *self.extra_columns])
         self.update_sql = f'UPDATE "{self.name}" SET {sets} WHERE seq = ?'
 
-    def row_values(self, record: dict) -> list:
-        """The key and reference column values of ``record`` (in ``extra_columns`` order)."""
-        get = record.get
-        values = []
-        for f, name, lower in self._key_specs:
-            value = get(name)
-            if type(value) is str:
-                values.append((value.lower() if lower else value) or None)
-            else:
-                values.append(match_key(f, value))
-        for name in self._ref_names:
-            values.append(get(name))
-        return values
+        self.row_values = self._compile_row_values()
+        self.insert_row = self._compile_insert_row()
+
+    def _column_expressions(self) -> tuple[list[str], dict[str, object]]:
+        """Expressions computing the key and reference column values from ``get`` (a record's ``get``)."""
+        ns: dict[str, object] = {"match_key": match_key}
+        exprs = []
+        for n, (f, name, lower) in enumerate(self._key_specs):
+            ns[f"f{n}"] = f
+            text = "(v.lower() or None)" if lower else "(v or None)"
+            exprs.append(f"({text} if type(v := get({name!r})) is str else match_key(f{n}, v))")
+        exprs += [f"get({name!r})" for name in self._ref_names]
+        return exprs, ns
+
+    def _compile_row_values(self) -> Callable[[dict], tuple]:
+        """``row_values(record)``: the key and reference column values of ``record`` (in ``extra_columns``
+        order), compiled per table because a Bulk load computes them for every row."""
+        exprs, ns = self._column_expressions()
+        code = f"def row_values(record):\n    get = record.get\n    return ({''.join(e + ', ' for e in exprs)})"
+        exec(compile(code, f"<row values {self.name}>", "exec"), ns)
+        return ns["row_values"]  # type: ignore[return-value]
+
+    def _compile_insert_row(self) -> Callable[[int, str, dict], tuple]:
+        """``insert_row(seq, id, record)``: the parameters of ``insert_sql`` for a new live record."""
+        exprs, ns = self._column_expressions()
+        ns["encode"] = encode_record
+        code = ("def insert_row(seq, rid, record):\n    get = record.get\n"
+                f"    return (seq, rid, 0, encode(record), {''.join(e + ', ' for e in exprs)})")
+        exec(compile(code, f"<insert row {self.name}>", "exec"), ns)
+        return ns["insert_row"]  # type: ignore[return-value]
 
 
 class Store:
