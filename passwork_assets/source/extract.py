@@ -4,8 +4,10 @@ The COPY runs in a READ ONLY, REPEATABLE READ transaction with a statement timeo
 settings (UTC, ISO dates), so what a custom SQL could not be checked for statically still cannot write, and
 every chunk reads the same snapshot. While COPY streams, rows are cut into chunks of `chunk_rows` and each
 chunk's CSV bytes go to a spool file; the transaction ends as soon as the server has sent the last row, and
-only then are the chunks parsed (the next one while the caller works on the current one) and handed out one
-at a time. Memory holds two chunks (not the table), and the source's snapshot is not held open for however long Salesforce takes to load what was read.
+chunks are parsed on a worker thread (the first while COPY streams, each next one while the caller works on
+the current one) and handed out one at a time once the transaction has ended. Memory holds two chunks (not
+the table), and the source's snapshot is not held open for however long Salesforce takes to load what was
+read.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ import io
 import selectors
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -202,8 +204,11 @@ def copy_chunks(conn: psycopg.Connection, statement: str, params: Mapping[str, A
 
 
 def _spool(conn: psycopg.Connection, query: ExtractQuery, chunk_rows: int, statement_timeout_s: float,
-           folder: Path) -> tuple[list[ResultColumn], list[Path]]:
-    """Run the COPY and write each chunk's CSV rows to its own file; returns the columns and the files."""
+           folder: Path, on_first: Callable[[list[ResultColumn], Path], None]) -> tuple[list[ResultColumn], list[Path]]:
+    """Run the COPY and write each chunk's CSV rows to its own file; returns the columns and the files.
+
+    `on_first` is called with the columns and the first file as soon as that file is written.
+    """
     files: list[Path] = []
     with conn.transaction(), conn.cursor() as cur:
         _start(cur, statement_timeout_s)
@@ -215,6 +220,8 @@ def _spool(conn: psycopg.Connection, query: ExtractQuery, chunk_rows: int, state
         statement = f"COPY ({query.sql}) TO STDOUT (FORMAT csv)"
         for data, _ in copy_chunks(conn, statement, query.params, chunk_rows):
             files.append(_write(folder, len(files), data))
+            if len(files) == 1:
+                on_first(columns, files[0])
     return columns, files
 
 
@@ -238,9 +245,23 @@ def stream_frames(conn: psycopg.Connection, query: ExtractQuery, *, chunk_rows: 
     if conn.autocommit:
         raise ExtractError("stream_frames needs a connection outside autocommit mode (it opens a READ ONLY transaction)")
     folder = Path(tempfile.mkdtemp(prefix="passwork-extract-"))
+    # Chunks are parsed on a worker thread (Polars parses without the GIL): the first one while the COPY
+    # still streams, each next one while the caller works on the current one. Memory holds at most two
+    # parsed chunks; an error in a chunk is raised when that chunk is asked for.
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="passwork-extract")
     try:
+        pending: list[Future[pl.DataFrame]] = []
+
+        def parse(columns: list[ResultColumn], path: Path, index: int) -> pl.DataFrame:
+            frame = _parse_chunk(path, frame_schema(columns), columns, index * chunk_rows)
+            path.unlink()
+            return frame
+
+        def first_written(columns: list[ResultColumn], path: Path) -> None:
+            pending.append(pool.submit(parse, columns, path, 0))
+
         try:
-            columns, files = _spool(conn, query, chunk_rows, statement_timeout_s, folder)
+            columns, files = _spool(conn, query, chunk_rows, statement_timeout_s, folder, first_written)
         except pg_errors.QueryCanceled as exc:
             raise ExtractError(
                 f"the extraction query was cancelled after the statement timeout of {statement_timeout_s:g}s "
@@ -253,21 +274,11 @@ def stream_frames(conn: psycopg.Connection, query: ExtractQuery, *, chunk_rows: 
             ) from None
         except psycopg.errors.Error as exc:
             raise ExtractError(f"the extraction query failed in the source database: {exc}") from None
-        schema = frame_schema(columns)
-
-        def parse(index: int) -> pl.DataFrame:
-            frame = _parse_chunk(files[index], schema, columns, index * chunk_rows)
-            files[index].unlink()
-            return frame
-
-        # The next chunk is parsed while the caller works on this one (Polars parses without the GIL), so
-        # memory holds at most two chunks; an error in a chunk is raised when that chunk is asked for.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="passwork-extract") as pool:
-            pending = pool.submit(parse, 0) if files else None
-            for index in range(len(files)):
-                assert pending is not None
-                frame = pending.result()
-                pending = pool.submit(parse, index + 1) if index + 1 < len(files) else None
-                yield frame
+        for index in range(len(files)):
+            frame = pending.pop().result()
+            if index + 1 < len(files):
+                pending.append(pool.submit(parse, columns, files[index + 1], index + 1))
+            yield frame
     finally:
+        pool.shutdown(wait=True, cancel_futures=True)
         shutil.rmtree(folder, ignore_errors=True)

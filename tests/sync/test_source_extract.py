@@ -160,3 +160,12 @@ def test_copy_chunks_count_rows_and_can_stop_early(source: psycopg.Connection) -
         assert rows == 100 and bytes(data).count(b"\n") == 100
         reader.close()  # the rest of the COPY is cancelled and the connection is usable again
     assert source.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_a_bad_value_in_a_later_chunk_is_raised_with_that_chunk(source: psycopg.Connection) -> None:
+    frames = stream_frames(source, ExtractQuery(
+        "SELECT d FROM (VALUES (1, date '2024-01-01'), (2, 'infinity'::date)) AS t(i, d) ORDER BY i", {}),
+        chunk_rows=1)
+    assert next(frames).get_column("d").to_list() == [dt.date(2024, 1, 1)]
+    with pytest.raises(ExtractError, match=r"could not read rows 2\.\."):
+        next(frames)
