@@ -113,6 +113,31 @@ def _materialize_everything() -> int:
     return 0 if result.success else 1
 
 
+def _create_pool_limits() -> None:
+    """Create every op pool's concurrency limit in the fresh Dagster storage before the daemon starts runs.
+
+    On its first tick every sensor requests a run, and those runs start together. A run that is first to use a
+    pool inserts the pool's limit row; with PostgreSQL storage, a run that loses that race retries with an
+    UPDATE inside the aborted transaction and fails (InFailedSqlTransaction). Rows created here up front leave
+    nothing to race for.
+    """
+    import warnings
+
+    import dagster as dg
+
+    from passwork_assets.definitions import defs as build_defs
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        defs = build_defs()
+    pools = {assets_def.node_def.pool for assets_def in defs.resolve_asset_graph().assets_defs
+             if assets_def.is_executable and isinstance(assets_def.node_def, dg.OpDefinition)}
+    with dg.DagsterInstance.get() as instance:
+        existing = instance.event_log_storage.get_concurrency_keys()
+        for pool in sorted(p for p in pools if p and p not in existing):
+            instance.event_log_storage.initialize_concurrency_limit_to_default(pool)
+
+
 def run_demo(once: bool) -> int:
     """Run the demo; returns the process exit code (0 on success)."""
     home = Path(os.environ.get("PASSWORK_DEMO_HOME", DEMO_HOME)).resolve()
@@ -120,6 +145,7 @@ def run_demo(once: bool) -> int:
         os.environ.update(services.environment)
         if once:
             return _materialize_everything()
+        _create_pool_limits()
         print(f"\nDagster UI:        http://{WEBSERVER_HOST}:{WEBSERVER_PORT}")
         print(f"Asset graph:       http://{WEBSERVER_HOST}:{WEBSERVER_PORT}/asset-groups")
         print(f"Salesforce (emu):  {services.environment['SALESFORCE_INSTANCE_URL']}")
