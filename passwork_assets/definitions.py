@@ -1,10 +1,16 @@
 """The Dagster code location: everything is built from the component tree under `passwork_assets/defs/`."""
 
+import warnings
 from pathlib import Path
 
 import dagster as dg
 
 import passwork_assets.defs
+
+# Passwork builds on Components and pools knowingly; their beta/preview notices would bury real warnings in
+# every process that loads the code location (webserver, daemon, each run).
+warnings.filterwarnings("ignore", category=dg.BetaWarning)
+warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 

@@ -22,6 +22,8 @@ DEMO_ACCOUNTS = 200
 DEMO_CONTRACTS_PER_ACCOUNT = 2
 DEMO_USAGE_DAYS = 365
 DEMO_HOME = Path(".passwork") / "demo"
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+"""The repository root, where workspace.yaml names the code location `passwork`."""
 WEBSERVER_HOST = "127.0.0.1"
 WEBSERVER_PORT = 3000
 
@@ -92,6 +94,13 @@ def _materialize_everything() -> int:
     graph = defs.resolve_asset_graph()
     instance = dg.DagsterInstance.get()
     job = defs.resolve_implicit_global_asset_job_def()
+    observed = job.execute_in_process(instance=instance, raise_on_error=False,
+                                      asset_selection=list(graph.observable_asset_keys))
+    print("\nPasswork demo: the source tables observed")
+    for event in observed.all_events:
+        if event.event_type_value == "ASSET_OBSERVATION" and event.asset_key is not None:
+            rows = event.event_specific_data.asset_observation.metadata.get("dagster/row_count")  # type: ignore[union-attr]
+            print(f"  observed     {event.asset_key.to_user_string():40s} rows {rows.value if rows else '?'}")
     result = job.execute_in_process(instance=instance, raise_on_error=False,
                                     asset_selection=list(graph.materializable_asset_keys))
     print("\nPasswork demo: one run of every asset")
@@ -110,7 +119,7 @@ def _materialize_everything() -> int:
     for step in failed_steps:
         print(f"  step FAILED: {step}")
     print(f"run {result.run_id}: {'success' if result.success else 'failure'}")
-    return 0 if result.success else 1
+    return 0 if result.success and observed.success else 1
 
 
 def _create_pool_limits() -> None:
@@ -151,7 +160,7 @@ def run_demo(once: bool) -> int:
         print(f"Salesforce (emu):  {services.environment['SALESFORCE_INSTANCE_URL']}")
         print(f"Demo data folder:  {home}\nPress Ctrl+C to stop.\n", flush=True)
         command = [sys.executable, "-m", "dagster", "dev", "-h", WEBSERVER_HOST, "-p", str(WEBSERVER_PORT),
-                   "-m", "passwork_assets.definitions"]
+                   "-w", str(PROJECT_ROOT / "workspace.yaml")]
         process = subprocess.Popen(command, env=os.environ.copy())
         try:
             return process.wait()
