@@ -156,12 +156,7 @@ class Job:
 
     def info_json(self) -> dict[str, Any]:
         """Job info, in the recorded key order (amp-labs bulk/info/*.json; heroku get-info-*.json for queries)."""
-        body = self._head()
-        if self.external_id_field:
-            body["externalIdFieldName"] = self.external_id_field
-        body["concurrencyMode"] = "Parallel"
-        body["contentType"] = self.content_type
-        body["apiVersion"] = self._api_version()
+        body = self.changed_json()  # the same leading keys, in the same order
         body["jobType"] = "V2Ingest" if self.kind == "ingest" else "V2Query"
         body["lineEnding"] = self.line_ending
         body["columnDelimiter"] = self.column_delimiter
