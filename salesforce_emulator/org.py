@@ -697,9 +697,11 @@ class Org:
                 append(insert_row(serial + offset, rid, record))
             self.store.insert(odef.name, insert_rows)
         update_rows = []
+        before = []
         for p in pending:
             if p.error is None and p.existing is not None:
                 record = (_loads(p.existing_data) if p.existing_data else {})
+                before.append(table.key_values(record))
                 for name, value in p.values.items():
                     if value is None and odef.fields[name].type == "boolean":
                         value = False
@@ -710,7 +712,7 @@ class Org:
                 record["LastModifiedDate"] = record["SystemModstamp"] = now
                 update_rows.append((0, _dumps(record), *table.row_values(record), _serial(odef, p.existing)))
         if update_rows:
-            self.store.update(odef.name, update_rows)
+            self.store.update(odef.name, update_rows, before)
         return [
             WriteOutcome(p.existing or p.target, False, p.error) if p.error is not None
             else WriteOutcome(p.new_id, True, None) if p.existing is None
@@ -727,8 +729,9 @@ class Org:
         if not victims:
             return
         table = self.store.table(odef.name)
+        before = [table.key_values(_loads(data) if data else {}) for data in victims.values()]
         if hard:
-            self.store.hard_delete(odef.name, list(victims))
+            self.store.hard_delete(odef.name, list(victims), before)
         else:
             rows = []
             for rid, data in victims.items():
@@ -736,7 +739,7 @@ class Org:
                 record["IsDeleted"] = True
                 record["LastModifiedDate"] = record["SystemModstamp"] = now
                 rows.append((1, _dumps(record), *table.row_values(record), _serial(odef, rid)))
-            self.store.update(odef.name, rows)
+            self.store.update(odef.name, rows, before)
         # Children: master-detail (and other cascading) children go with the parent; lookups are cleared.
         for child, f in self.schema.children_of(odef.name):
             children = self.store.children(child.name, f, list(victims))
@@ -747,12 +750,14 @@ class Org:
             else:
                 child_table = self.store.table(child.name)
                 rows = []
+                kept = []
                 for rid, data in children:
                     record = _loads(data)
+                    kept.append(child_table.key_values(record))
                     record.pop(f.name, None)
                     record["LastModifiedDate"] = record["SystemModstamp"] = now
                     rows.append((0, _dumps(record), *child_table.row_values(record), _serial(child, rid)))
-                self.store.update(child.name, rows)
+                self.store.update(child.name, rows, kept)
 
 
 def _serial(obj: ObjectDef, record_id: str) -> int:

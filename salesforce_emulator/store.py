@@ -1,10 +1,13 @@
 """SQLite storage of the org's records: one table per object, laid out for fast Bulk upserts.
 
-Each record is one row: its field values (a dict encoded with ``marshal``, several times faster to write and
-read than JSON, which matters at a million rows per Bulk job), plus indexed columns holding the match key
-of every External ID / unique field (``k_<Field>``) and the target Id of every reference field
-(``r_<Field>``), so upsert matching, parent lookups and cascades are index lookups, never scans.
-The file lives in the data folder, so a restarted emulator serves the same org.
+Each record is one row keyed by the serial inside its Id (the rowid): its field values (a dict encoded with
+``marshal``, several times faster to write and read than JSON, which matters at a million rows per Bulk job),
+plus columns holding the match key of every External ID / unique field (``k_<Field>``) and the target Id of
+every reference field (``r_<Field>``). The tables have no secondary index: the match keys of live records are
+held in memory (``KeyIndex``, loaded from the ``k_`` columns at start-up), so a Bulk load appends rows in rowid
+order and upsert matching, uniqueness checks and parent lookups are dictionary lookups; the ``r_`` columns
+serve the rare cascade on a parent's deletion with one scan. The file lives in the data folder, so a restarted
+emulator serves the same org.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from salesforce_emulator import ids
+from salesforce_emulator.key_index import KeyIndex, KeyJournal
 from salesforce_emulator.schema import FieldDef, ObjectDef, OrgSchema
 
 # SQLite's default limit on host parameters is 32766 since 3.32; stay well under it per IN (...) lookup.
@@ -83,6 +87,9 @@ class ObjectTable:
         self.ref_fields: list[FieldDef] = [f for f in obj.fields.values() if f.type == "reference"]
         self._ref_names = [f.name for f in self.ref_fields]
         self.extra_columns = [key_column(f.name) for f in self.key_fields] + [ref_column(f.name) for f in self.ref_fields]
+        # The in-memory match-key index of each key field, in ``key_fields`` order (filled by the Store).
+        self.key_indexes = [KeyIndex() for _ in self.key_fields]
+        self._index_by_field = dict(zip(self.key_names_in_order(), self.key_indexes))
         columns = ", ".join(["seq", "id", "deleted", "data", *self.extra_columns])
         marks = ", ".join("?" * (4 + len(self.extra_columns)))
         self.insert_sql = f'INSERT INTO "{self.name}" ({columns}) VALUES ({marks})'
@@ -91,6 +98,17 @@ class ObjectTable:
 
         self.row_values = self._compile_row_values()
         self.insert_row = self._compile_insert_row()
+
+    def key_names_in_order(self) -> list[str]:
+        return [f.name for f in self.key_fields]
+
+    def key_index(self, field_name: str) -> KeyIndex:
+        """The match-key index of key field ``field_name``."""
+        return self._index_by_field[field_name]
+
+    def key_values(self, record: dict) -> tuple[str | None, ...]:
+        """The match keys of ``record`` (in ``key_fields`` order)."""
+        return self.row_values(record)[:len(self.key_fields)]
 
     def _column_expressions(self) -> tuple[list[str], dict[str, object]]:
         """Expressions computing the key and reference column values from ``get`` (a record's ``get``)."""
@@ -136,7 +154,9 @@ class Store:
         self.conn.execute("PRAGMA temp_store=MEMORY")
         self.tables: dict[str, ObjectTable] = {}
         self._schema = schema
+        self._journal: KeyJournal | None = None
         self._create(schema)
+        self._load_keys()
 
     def _create(self, schema: OrgSchema) -> None:
         with self.lock:
@@ -170,22 +190,47 @@ class Store:
                 raw = decode_record(data).get(f.name)
                 value = match_key(f, raw) if column.startswith("k_") else raw
                 self.conn.execute(f'UPDATE "{table.name}" SET {column} = ? WHERE seq = ?', (value, seq))
-        self.conn.execute(f'CREATE INDEX IF NOT EXISTS "ix_{table.name}_{column}" ON "{table.name}" ({column})')
+        # Earlier emulators indexed these columns in SQLite; the in-memory key indexes replace those indexes.
+        self.conn.execute(f'DROP INDEX IF EXISTS "ix_{table.name}_{column}"')
+
+    def _load_keys(self) -> None:
+        """Fill the in-memory key indexes from the stored live records (one scan per table with key fields)."""
+        with self.lock:
+            for table in self.tables.values():
+                if not table.key_fields:
+                    continue
+                columns = ", ".join(key_column(f.name) for f in table.key_fields)
+                rows = self.conn.execute(f'SELECT seq, {columns} FROM "{table.name}" WHERE deleted = 0')
+                indexes = table.key_indexes
+                while batch := rows.fetchmany(50_000):
+                    for position, index in enumerate(indexes, start=1):
+                        index.add_many([(row[position], row[0]) for row in batch])
 
     def table(self, obj: str) -> ObjectTable:
         return self.tables[obj]
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction; rolled back if the block raises."""
+        """One write transaction; rolled back if the block raises. The key indexes change only once it commits."""
         with self.lock:
+            if self._journal is not None:
+                raise RuntimeError("a write transaction is already open")
             self.conn.execute("BEGIN IMMEDIATE")
+            journal = self._journal = KeyJournal()
             try:
                 yield self.conn
             except BaseException:
+                self._journal = None
                 self.conn.execute("ROLLBACK")
                 raise
+            self._journal = None
             self.conn.execute("COMMIT")
+            journal.apply(index for table in self.tables.values() for index in table.key_indexes)
+
+    def _open_journal(self) -> KeyJournal:
+        if self._journal is None:
+            raise RuntimeError("writes go inside Store.transaction()")
+        return self._journal
 
     # -- reads ------------------------------------------------------------------------------------------
 
@@ -211,21 +256,22 @@ class Store:
 
     def fetch_by_keys(self, obj: str, f: FieldDef, keys: Iterable[str], *, with_data: bool = True
                       ) -> dict[str, list[tuple[str, bytes | None]]]:
-        """``{key: [(id, data), ...]}`` of live (not deleted) records whose ``f`` match key is in ``keys``."""
+        """``{key: [(id, data), ...]}`` of live (not deleted) records whose ``f`` match key is in ``keys``
+        (``data`` None unless ``with_data``); ``f`` must be one of the table's key fields."""
         table = self.tables[obj]
-        column = key_column(f.name)
-        wanted = list(dict.fromkeys(keys))
-        found: dict[str, list[tuple[str, bytes | None]]] = {}
-        data_col = "data" if with_data else "NULL"
+        index = table.key_index(f.name)
+        prefix = table.obj.key_prefix
         with self.lock:
-            for key, rid, data in self._chunked_lookup(
-                f'SELECT {column}, id, {data_col} FROM "{table.name}" WHERE {column} IN', wanted, " AND deleted = 0"
-            ):
-                found.setdefault(key, []).append((rid, data))
-        return found
+            hits = {key: seqs for key in dict.fromkeys(keys) if (seqs := index.seqs(key))}
+            if not with_data:
+                return {key: [(ids.make_id(prefix, seq), None) for seq in seqs] for key, seqs in hits.items()}
+            stored = {seq: (rid, data) for seq, rid, data in self._chunked_lookup(
+                f'SELECT seq, id, data FROM "{table.name}" WHERE seq IN', [s for seqs in hits.values() for s in seqs])}
+        return {key: [stored[seq] for seq in seqs] for key, seqs in hits.items()}
 
     def children(self, obj: str, ref_field: FieldDef, parent_ids: Sequence[str]) -> list[tuple[str, bytes]]:
-        """``[(id, data)]`` of live ``obj`` records whose ``ref_field`` points at one of ``parent_ids``."""
+        """``[(id, data)]`` of live ``obj`` records whose ``ref_field`` points at one of ``parent_ids``: one scan
+        of the table (a parent's deletion is rare next to the Bulk inserts an index would slow down)."""
         table = self.tables[obj]
         column = ref_column(ref_field.name)
         with self.lock:
@@ -268,15 +314,39 @@ class Store:
         return first
 
     def insert(self, obj: str, rows: Sequence[Sequence[object]]) -> None:
-        self.conn.executemany(self.tables[obj].insert_sql, rows)
+        """New live records, as ``ObjectTable.insert_row`` parameters."""
+        journal = self._open_journal()
+        table = self.tables[obj]
+        self.conn.executemany(table.insert_sql, rows)
+        if table.key_indexes:
+            seqs = [row[0] for row in rows]
+            for position, index in enumerate(table.key_indexes, start=4):
+                journal.insert(index, [row[position] for row in rows], seqs)  # type: ignore[misc]
 
-    def update(self, obj: str, rows: Sequence[Sequence[object]]) -> None:
-        self.conn.executemany(self.tables[obj].update_sql, rows)
+    def update(self, obj: str, rows: Sequence[Sequence[object]], before: Sequence[Sequence[str | None]]) -> None:
+        """Rewrite records, as ``update_sql`` parameters; ``before[n]`` holds the match keys row ``n``'s record
+        had (``ObjectTable.key_values`` of the stored record)."""
+        journal = self._open_journal()
+        table = self.tables[obj]
+        self.conn.executemany(table.update_sql, rows)
+        indexes = table.key_indexes
+        if indexes:
+            width = len(indexes)
+            nothing = (None,) * width
+            for row, old in zip(rows, before, strict=True):
+                # A deleted record leaves the indexes, which hold live records only.
+                journal.change(table.name, indexes, row[-1], old, nothing if row[0] else row[2:2 + width])
 
-    def hard_delete(self, obj: str, record_ids: Sequence[str]) -> None:
+    def hard_delete(self, obj: str, record_ids: Sequence[str], before: Sequence[Sequence[str | None]]) -> None:
+        """Remove records for good; ``before`` as for ``update``."""
+        journal = self._open_journal()
         table = self.tables[obj]
         prefix = table.obj.key_prefix
-        self.conn.executemany(f'DELETE FROM "{table.name}" WHERE seq = ?', [(ids.serial_of(i, prefix),) for i in record_ids])
+        seqs = [ids.serial_of(i, prefix) for i in record_ids]
+        self.conn.executemany(f'DELETE FROM "{table.name}" WHERE seq = ?', [(seq,) for seq in seqs])
+        nothing = (None,) * len(table.key_indexes)
+        for seq, old in zip(seqs, before, strict=True):
+            journal.change(table.name, table.key_indexes, seq, old, nothing)  # type: ignore[arg-type]
 
     def reset(self) -> None:
         """Delete every record and counter (the schema stays)."""
@@ -284,6 +354,7 @@ class Store:
             for table in self.tables.values():
                 conn.execute(f'DELETE FROM "{table.name}"')
             conn.execute("DELETE FROM counters")
+            self._open_journal().reset = True
 
     def close(self) -> None:
         with self.lock:
