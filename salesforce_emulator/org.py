@@ -36,6 +36,10 @@ class WriteOutcome:
     error: RecordError | None
 
 
+# A Bulk CSV column's converted values are remembered per distinct cell text (dates, metrics, amounts repeat over
+# millions of rows); up to this many per column before the memory starts again.
+CONVERTED_MEMO_SIZE = 4096
+
 # Kinds of column in a row plan.
 _SKIP, _ID, _FIELD, _PARENT_EXT, _JSON_PARENT, _UNKNOWN, _BAD_PARENT, _REFERENCE = range(8)
 
@@ -382,7 +386,7 @@ class Org:
             "_Pending": _Pending, "TypeMismatch": TypeMismatch, "InvalidValue": InvalidValue, "type_error": type_error,
             "normalize": ids.normalize, "RecordError": RecordError, "match_key": match_key, "CSV_NULL": CSV_NULL,
             "reference_id": self._reference_id, "json_parent": self._json_parent, "odef": odef,
-            "value_format": value_format, "upsert_field": upsert_field,
+            "value_format": value_format, "upsert_field": upsert_field, "MEMO_SIZE": CONVERTED_MEMO_SIZE,
         }
         empty = "raw is None or raw == \"\""
         code = ["def read_row(row):", "    values = {}", "    p = _Pending(values)", "    links = None",
@@ -405,6 +409,23 @@ class Org:
                 if csv:
                     emit("        elif raw == CSV_NULL:")
                     emit(f"            values[{name}] = None")
+                assert c.field is not None
+                if csv and not (c.field.unique or c.field.external_id):
+                    # CSV cells are strings and the converters pure functions of them, so a value converted once
+                    # is the value every time; refused values are not remembered and fail the same way each time.
+                    ns[f"memo{n}"] = {}
+                    emit(f"        elif (converted := memo{n}.get(raw)) is not None:")
+                    emit(f"            values[{name}] = converted")
+                    emit("        else:")
+                    emit("            try:")
+                    emit(f"                values[{name}] = converted = conv{n}(raw)")
+                    emit("            except TypeMismatch:")
+                    emit(f"                p.error = type_error(c{n}.field, raw, value_format, c{n}.index)")
+                    emit("                return p")
+                    emit(f"            if len(memo{n}) >= MEMO_SIZE:")
+                    emit(f"                memo{n}.clear()")
+                    emit(f"            memo{n}[raw] = converted")
+                    continue
                 emit("        else:")
                 emit("            try:")
                 emit(f"                values[{name}] = conv{n}(raw)")

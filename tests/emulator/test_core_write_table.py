@@ -11,7 +11,7 @@ import pytest
 from salesforce_emulator.bulk2 import Bulk2
 from salesforce_emulator.faults import Faults, FaultSettings
 from salesforce_emulator.limits import Limits
-from salesforce_emulator.org import Org, WriteOutcome
+from salesforce_emulator.org import CONVERTED_MEMO_SIZE, Org, WriteOutcome
 from salesforce_emulator.schema import load_org_schema
 from salesforce_emulator.store import Store
 
@@ -140,3 +140,21 @@ def test_bulk_results_identical_to_the_general_path(tmp_path: Path) -> None:
     general = _bulk_results(tmp_path / "general", _MappingOrg, upload)
     assert fast == general
     assert fast["failedResults.csv"].count(b"\n") > 10 and fast["successfulResults.csv"].count(b"\n") > 30
+
+
+def test_repeated_cells_convert_alike_and_refused_ones_fail_every_time(tmp_path: Path) -> None:
+    org = _org(tmp_path, Org)
+    # More distinct amounts than a column remembers, so the memory of converted values starts again midway.
+    rows = [[f"U-{i}", "C-1", "2024-05-01", "api", "1.00005", f"{i}.005"] for i in range(CONVERTED_MEMO_SIZE + 50)]
+    rows += [[f"V-{i}", "C-1", "2024-02-30", "api", "many", "1"] for i in range(3)]
+    rows += [[f"W-{i}", "C-1", "2024-05-01", "api", "many", "1"] for i in range(3)]
+    outcomes = org.write_table("Usage__c", "insert", HEADER, rows)
+    assert [o.error.to_bulk() for o in outcomes if o.error] == [
+        "INVALID_FIELD:Failed to deserialize field at col 2. Due to, '2024-02-30' is not a valid value for the type "
+        "xsd:date:UsageDate__c --"] * 3 + [
+        "INVALID_FIELD:Failed to deserialize field at col 4. Due to, 'many' is not a valid value for the type "
+        "xsd:double:Quantity__c --"] * 3
+    records = {r["UsageKey__c"]: r for r in org.iter_records("Usage__c")}
+    assert len(records) == CONVERTED_MEMO_SIZE + 50
+    assert {r["Quantity__c"] for r in records.values()} == {1.0001}
+    assert all(records[f"U-{i}"]["Amount__c"] == round(i + 0.01, 2) for i in range(CONVERTED_MEMO_SIZE + 50))
