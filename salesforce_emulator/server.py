@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -62,6 +63,7 @@ def serve(config: EmulatorConfig) -> None:
     host_part = f"[{public_host}]" if ":" in public_host else public_host
     config.instance_url = f"https://{host_part}:{port}"
     app = build_app(ctx)
+    _tune_collector()
     server = uvicorn.Server(uvicorn.Config(
         app, ssl_certfile=str(tls.server_cert), ssl_keyfile=str(tls.server_key), log_level="warning",
         access_log=False, timeout_graceful_shutdown=1, lifespan="off",
@@ -88,6 +90,18 @@ def serve(config: EmulatorConfig) -> None:
         ctx.org.store.close()
         sock.close()
         signal.signal(signal.SIGTERM, previous)
+
+
+def _tune_collector() -> None:
+    """Keep Python's cyclic garbage collector from costing a Bulk load a quarter of its time.
+
+    A Bulk chunk allocates tens of thousands of container objects (rows, pending records, dicts), so with the
+    default thresholds the collector runs every few hundred allocations and regularly walks every object of the
+    process. The objects built at start-up (schema, app, TLS, key indexes) live as long as the process, so they
+    are frozen out of its sight; the higher first threshold makes it run per few thousand rows instead.
+    """
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 100)
 
 
 def _exit_on_signal(signum: int, frame: object) -> None:
