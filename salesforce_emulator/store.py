@@ -267,7 +267,7 @@ class Store:
                 return {key: [(ids.make_id(prefix, seq), None) for seq in seqs] for key, seqs in hits.items()}
             stored = {seq: (rid, data) for seq, rid, data in self._chunked_lookup(
                 f'SELECT seq, id, data FROM "{table.name}" WHERE seq IN', [s for seqs in hits.values() for s in seqs])}
-        return {key: [stored[seq] for seq in seqs] for key, seqs in hits.items()}
+            return {key: [stored[seq] for seq in seqs] for key, seqs in hits.items()}
 
     def children(self, obj: str, ref_field: FieldDef, parent_ids: Sequence[str]) -> list[tuple[str, bytes]]:
         """``[(id, data)]`` of live ``obj`` records whose ``ref_field`` points at one of ``parent_ids``: one scan
