@@ -67,6 +67,9 @@ def serve(config: EmulatorConfig) -> None:
     server = uvicorn.Server(uvicorn.Config(
         app, ssl_certfile=str(tls.server_cert), ssl_keyfile=str(tls.server_key), log_level="warning",
         access_log=False, timeout_graceful_shutdown=1, lifespan="off",
+        # Clients pool connections; uvicorn's 5 s default closes them under a client polling every few
+        # seconds, which then sees "Remote end closed connection" on reuse. Keep them like a real edge does.
+        timeout_keep_alive=120,
     ))
     info = connection_info(config, tls.ca_cert, ctx.static_token, port)
     connection_file = config.data_dir / "connection.json"
