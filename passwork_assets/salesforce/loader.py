@@ -12,7 +12,6 @@ what still fails is returned as a failure, never dropped.
 
 from __future__ import annotations
 
-import csv
 import io
 import logging
 import time
@@ -63,25 +62,37 @@ class RowOutcome:
     fields: str | None = None
 
 
+ACCEPTED_SCHEMA = {KEY_COLUMN: pl.Utf8, "sf_id": pl.Utf8, "created": pl.Boolean}
+
+
 @dataclass
 class LoadResult:
-    """Outcomes for every row sent, plus the Bulk jobs used."""
+    """Every row sent, accounted for: the accepted ones as a frame (key, Salesforce Id, created), the
+    failed ones with Salesforce's reasons, plus the Bulk jobs used."""
 
-    outcomes: list[RowOutcome] = field(default_factory=list)
+    accepted: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=ACCEPTED_SCHEMA))
+    failed: list[RowOutcome] = field(default_factory=list)
     bulk_job_ids: list[str] = field(default_factory=list)
     mode: str = "none"
 
     @property
     def created(self) -> int:
-        return sum(1 for o in self.outcomes if o.success and o.created)
+        return int(self.accepted.get_column("created").sum())
 
     @property
     def updated(self) -> int:
-        return sum(1 for o in self.outcomes if o.success and not o.created)
+        return self.accepted.height - self.created
 
-    @property
-    def failed(self) -> list[RowOutcome]:
-        return [o for o in self.outcomes if not o.success]
+    def add_accepted(self, frame: pl.DataFrame) -> None:
+        self.accepted = pl.concat([self.accepted, frame.select(list(ACCEPTED_SCHEMA)).cast(ACCEPTED_SCHEMA)])
+
+
+@dataclass
+class _Attempt:
+    """What one pass of sending produced."""
+
+    accepted: pl.DataFrame
+    failed: list[RowOutcome]
 
 
 def data_columns(frame: pl.DataFrame) -> list[str]:
@@ -100,23 +111,24 @@ def load_records(client: SalesforceClient, object_name: str, frame: pl.DataFrame
     use_bulk = not options.serial and frame.height >= options.bulk_threshold
     result.mode = "bulk" if use_bulk else "collections"
     for attempt in range(options.lock_retries + 1):
-        outcomes = (
+        outcome = (
             _load_bulk(client, object_name, pending, options, result)
             if use_bulk and pending.height >= options.bulk_threshold
             else _load_collections(client, object_name, pending, options, describe)
         )
-        retry = [o for o in outcomes if not o.success and o.code in RETRYABLE_ROW_CODES]
-        result.outcomes.extend(o for o in outcomes if o.success or o.code not in RETRYABLE_ROW_CODES)
+        result.add_accepted(outcome.accepted)
+        retry = [o for o in outcome.failed if o.code in RETRYABLE_ROW_CODES]
+        result.failed.extend(o for o in outcome.failed if o.code not in RETRYABLE_ROW_CODES)
         if not retry:
             return result
         if attempt == options.lock_retries:
-            result.outcomes.extend(retry)
+            result.failed.extend(retry)
             return result
         delay = options.retry_base_delay_s * (2**attempt)
         log.warning("%d %s rows hit %s; retrying them in %.1fs", len(retry), object_name,
                     ", ".join(sorted({o.code or "" for o in retry})), delay)
         time.sleep(delay)
-        keys = pl.Series(KEY_COLUMN, [o.key for o in retry])
+        keys = pl.Series(KEY_COLUMN, [o.key for o in retry], dtype=pl.Utf8)
         pending = pending.filter(pl.col(KEY_COLUMN).is_in(keys.implode()))
     return result
 
@@ -131,8 +143,9 @@ def _csv_pieces(frame: pl.DataFrame) -> list[pl.DataFrame]:
 
 
 def _load_bulk(client: SalesforceClient, object_name: str, frame: pl.DataFrame, options: LoadOptions,
-               result: LoadResult) -> list[RowOutcome]:
-    outcomes: list[RowOutcome] = []
+               result: LoadResult) -> _Attempt:
+    accepted: list[pl.DataFrame] = []
+    failed: list[RowOutcome] = []
     columns = data_columns(frame)
     key_field = _key_field(options)
     for piece in _csv_pieces(frame):
@@ -147,39 +160,55 @@ def _load_bulk(client: SalesforceClient, object_name: str, frame: pl.DataFrame, 
             client.bulk_abort(object_name, job_id)
             raise
         info = client.bulk_wait(object_name, job_id, poll_s=options.poll_s, timeout_s=options.job_timeout_s)
-        outcomes.extend(_bulk_outcomes(client, object_name, job_id, info, piece, key_field))
-    return outcomes
+        piece_accepted, piece_failed = _bulk_outcomes(client, object_name, job_id, info, piece, key_field)
+        accepted.append(piece_accepted)
+        failed.extend(piece_failed)
+    return _Attempt(pl.concat(accepted) if accepted else pl.DataFrame(schema=ACCEPTED_SCHEMA), failed)
+
+
+def _results_frame(text: str) -> pl.DataFrame:
+    """A Bulk result CSV as all-text columns (an empty result has a header line or nothing at all)."""
+    if not text.strip():
+        return pl.DataFrame()
+    return pl.read_csv(io.StringIO(text), infer_schema=False)
+
+
+def _with_keys(results: pl.DataFrame, piece: pl.DataFrame, key_field: str) -> pl.DataFrame:
+    """Attach each result row's `__key` through the key field's value (results may come in any order)."""
+    if results.height == 0:
+        return results.with_columns(pl.lit(None, dtype=pl.Utf8).alias(KEY_COLUMN))
+    lookup = piece.select(pl.col(key_field).alias("__value"), KEY_COLUMN).unique("__value", keep="first")
+    return results.join(lookup, left_on=key_field, right_on="__value", how="left").with_columns(
+        pl.coalesce(KEY_COLUMN, pl.col(key_field)).alias(KEY_COLUMN))
 
 
 def _bulk_outcomes(client: SalesforceClient, object_name: str, job_id: str, info: dict[str, Any],
-                   piece: pl.DataFrame, key_field: str) -> list[RowOutcome]:
+                   piece: pl.DataFrame, key_field: str) -> tuple[pl.DataFrame, list[RowOutcome]]:
     """Read all three result sets and account for every row of the piece."""
-    keys_by_value = _keys_by_field_value(piece, key_field)
-    seen: set[str] = set()
-    outcomes: list[RowOutcome] = []
-    for row in _read_csv(client.bulk_results(object_name, job_id, "successfulResults")):
-        key = keys_by_value.get(row.get(key_field, ""), row.get(key_field, ""))
-        seen.add(key)
-        outcomes.append(RowOutcome(key=key, success=True, sf_id=row.get("sf__Id") or None,
-                                   created=row.get("sf__Created", "").lower() == "true"))
-    for row in _read_csv(client.bulk_results(object_name, job_id, "failedResults")):
-        key = keys_by_value.get(row.get(key_field, ""), row.get(key_field, ""))
-        seen.add(key)
-        code, message, fields = parse_bulk_error(row.get("sf__Error", ""))
-        outcomes.append(RowOutcome(key=key, success=False, code=code, message=message, fields=fields))
-    for row in _read_csv(client.bulk_results(object_name, job_id, "unprocessedRecords")):
-        key = keys_by_value.get(row.get(key_field, ""), row.get(key_field, ""))
-        seen.add(key)
-        outcomes.append(RowOutcome(key=key, success=False, code="UNPROCESSED",
-                                   message=f"not processed by Bulk job {job_id} ({info.get('state')}: "
-                                           f"{info.get('errorMessage', '')})".rstrip(": )") + ")"))
-    missing = [k for k in piece.get_column(KEY_COLUMN).to_list() if k not in seen]
+    ok = _with_keys(_results_frame(client.bulk_results(object_name, job_id, "successfulResults")), piece, key_field)
+    accepted = (ok.select(KEY_COLUMN, pl.col("sf__Id").alias("sf_id"),
+                          (pl.col("sf__Created").str.to_lowercase() == "true").alias("created"))
+                if ok.height else pl.DataFrame(schema=ACCEPTED_SCHEMA))
+    failed: list[RowOutcome] = []
+    bad = _with_keys(_results_frame(client.bulk_results(object_name, job_id, "failedResults")), piece, key_field)
+    for key, error in (bad.select(KEY_COLUMN, "sf__Error").iter_rows() if bad.height else []):
+        code, message, fields = parse_bulk_error(error or "")
+        failed.append(RowOutcome(key=key, success=False, code=code, message=message, fields=fields))
+    skipped = _with_keys(_results_frame(client.bulk_results(object_name, job_id, "unprocessedRecords")), piece,
+                         key_field)
+    state_note = f"not processed by Bulk job {job_id} ({info.get('state')}"
+    state_note += f": {info['errorMessage']})" if info.get("errorMessage") else ")"
+    failed.extend(RowOutcome(key=key, success=False, code="UNPROCESSED", message=state_note)
+                  for key in (skipped.get_column(KEY_COLUMN).to_list() if skipped.height else []))
+    seen = pl.concat([accepted.select(KEY_COLUMN),
+                      pl.DataFrame({KEY_COLUMN: [o.key for o in failed]}, schema={KEY_COLUMN: pl.Utf8})])
+    missing = piece.select(KEY_COLUMN).join(seen, on=KEY_COLUMN, how="anti").get_column(KEY_COLUMN).to_list()
     if missing:
         # A job that failed as a whole (header error, injected failure) may report rows nowhere: they were
         # not processed, so they are retried, then reported with the job's own error message.
         message = info.get("errorMessage") or f"Bulk job {job_id} ended {info.get('state')} without a result for the row"
-        outcomes.extend(RowOutcome(key=k, success=False, code="UNPROCESSED", message=str(message)) for k in missing)
-    return outcomes
+        failed.extend(RowOutcome(key=k, success=False, code="UNPROCESSED", message=str(message)) for k in missing)
+    return accepted, failed
 
 
 def parse_bulk_error(text: str) -> tuple[str, str, str]:
@@ -196,26 +225,12 @@ def parse_bulk_error(text: str) -> tuple[str, str, str]:
     return code, message, fields.strip()
 
 
-def _read_csv(text: str) -> list[dict[str, str]]:
-    if not text.strip():
-        return []
-    return list(csv.DictReader(io.StringIO(text)))
-
-
 def _key_field(options: LoadOptions) -> str:
     if options.operation == "update":
         return "Id"
     if not options.external_id:
         raise ValueError(f"a {options.operation} needs an External ID field to match results to rows")
     return options.external_id
-
-
-def _keys_by_field_value(piece: pl.DataFrame, key_field: str) -> dict[str, str]:
-    if key_field not in piece.columns:
-        raise ValueError(f"the records have no {key_field} column to match Salesforce's results to rows")
-    values = piece.get_column(key_field).to_list()
-    keys = piece.get_column(KEY_COLUMN).to_list()
-    return dict(zip(values, keys))
 
 
 # -- sObject Collections ---------------------------------------------------------------------------------
@@ -251,7 +266,7 @@ def json_record(row: dict[str, str | None], object_name: str, describe: ObjectDe
 
 
 def _load_collections(client: SalesforceClient, object_name: str, frame: pl.DataFrame, options: LoadOptions,
-                      describe: ObjectDescribe) -> list[RowOutcome]:
+                      describe: ObjectDescribe) -> _Attempt:
     outcomes: list[RowOutcome] = []
     rows = frame.to_dicts()
     for start in range(0, len(rows), COLLECTION_SIZE):
@@ -287,4 +302,6 @@ def _load_collections(client: SalesforceClient, object_name: str, frame: pl.Data
                     key=key, success=False, code=str(first.get("statusCode") or first.get("errorCode") or "UNKNOWN_ERROR"),
                     message=str(first.get("message", "")), fields=",".join(first.get("fields") or []),
                 ))
-    return outcomes
+    accepted = pl.DataFrame(
+        [(o.key, o.sf_id, o.created) for o in outcomes if o.success], schema=ACCEPTED_SCHEMA, orient="row")
+    return _Attempt(accepted, [o for o in outcomes if not o.success])

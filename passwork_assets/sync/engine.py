@@ -164,6 +164,7 @@ class FlowRun:
         self.result = _result_for(flow, dry_run)
         self.seen_keys: set[str] = set()
         self.run_id: Any = None
+        self._held_keys: set[str] | None = None
 
     # -- the run ---------------------------------------------------------------------------------------
 
@@ -328,20 +329,26 @@ class FlowRun:
         if self.run_id is not None:
             for job_id in loaded.bulk_job_ids:
                 self.state.add_bulk_job(self.run_id, job_id, self.flow.target.object, self.flow.target.operation)
-        accepted = {o.key for o in loaded.outcomes if o.success}
-        accounted = accepted | {o.key for o in loaded.failed}
-        unaccounted = [k for k in sent.get_column(KEY_COLUMN).to_list() if k not in accounted]
-        if unaccounted:
+        failed_keys = pl.DataFrame({KEY_COLUMN: [o.key for o in loaded.failed]}, schema={KEY_COLUMN: pl.Utf8})
+        accounted = pl.concat([loaded.accepted.select(KEY_COLUMN), failed_keys])
+        unaccounted = sent.select(KEY_COLUMN).join(accounted, on=KEY_COLUMN, how="anti").get_column(KEY_COLUMN)
+        if unaccounted.len():
             # Never silently lose a row: a row Salesforce said nothing about is a failure of the run.
             raise RuntimeError(
-                f"Salesforce returned no result for {len(unaccounted)} rows (e.g. {unaccounted[:3]}); "
+                f"Salesforce returned no result for {unaccounted.len()} rows (e.g. {unaccounted.head(3).to_list()}); "
                 "they stay unsynced and will be sent again"
             )
-        if accepted:
-            ok = sent.filter(pl.col(KEY_COLUMN).is_in(pl.Series(list(accepted), dtype=pl.Utf8).implode()))
-            keys = ok.get_column(KEY_COLUMN).to_list()
-            self.state.record_accepted(self.flow.flow, keys, ok.get_column(HASH_COLUMN).to_list())
-            self.state.clear_rejects(self.flow.flow, keys)
+        if loaded.accepted.height:
+            ok = sent.join(loaded.accepted.select(KEY_COLUMN).unique(), on=KEY_COLUMN, how="semi")
+            keys = ok.get_column(KEY_COLUMN)
+            self.state.record_accepted(self.flow.flow, keys, ok.get_column(HASH_COLUMN))
+            # Only keys held back earlier have a reject to clear; most accepted rows never had one.
+            held = self._keys_with_rejects()
+            if held:
+                cleared = keys.filter(keys.is_in(pl.Series(list(held), dtype=pl.Utf8).implode())).to_list()
+                if cleared:
+                    self.state.clear_rejects(self.flow.flow, cleared)
+                    held.difference_update(cleared)
         failed = loaded.failed
         if failed:
             rows = {r[KEY_COLUMN]: r for r in sent.filter(
@@ -358,10 +365,18 @@ class FlowRun:
                 ))
             self._keep_rejects(rejects)
 
+    def _keys_with_rejects(self) -> set[str]:
+        """Keys of the flow that have a reject kept in the state (read once per run, then kept current)."""
+        if self._held_keys is None:
+            self._held_keys = {r["key"] for r in self.state.rejects(self.flow.flow) if r.get("key") is not None}
+        return self._held_keys
+
     def _keep_rejects(self, rejects: Iterable[Reject]) -> None:
         rejects = list(rejects)
         if not rejects:
             return
+        if not self.dry_run:
+            self._keys_with_rejects().update(r.key for r in rejects if r.key is not None)
         self.result.rejected += len(rejects)
         for reject in rejects[: max(0, PREVIEW_ROWS - len(self.result.rejects_preview))]:
             self.result.rejects_preview.append({
