@@ -103,34 +103,72 @@ def data_columns(frame: pl.DataFrame) -> list[str]:
 def load_records(client: SalesforceClient, object_name: str, frame: pl.DataFrame, options: LoadOptions,
                  describe: ObjectDescribe) -> LoadResult:
     """Write `frame` to `object_name` and return one outcome per row (see module docstring)."""
-    result = LoadResult()
-    if frame.height == 0:
+    return start_load(client, object_name, frame, options, describe).finish()
+
+
+@dataclass
+class PendingLoad:
+    """A load whose Bulk jobs are submitted and may still be processing; `finish()` waits and accounts.
+
+    Splitting submit from finish lets the caller prepare its next chunk while Salesforce works on this one,
+    without ever having two jobs of one object in flight (that would invite UNABLE_TO_LOCK_ROW).
+    """
+
+    client: SalesforceClient
+    object_name: str
+    frame: pl.DataFrame
+    options: LoadOptions
+    describe: ObjectDescribe
+    result: LoadResult
+    use_bulk: bool
+    jobs: list[tuple[str, pl.DataFrame]] = field(default_factory=list)
+    first: _Attempt | None = None
+
+    def finish(self) -> LoadResult:
+        """Wait for the submitted jobs, read every result, retry what can be retried, return the outcome."""
+        attempt = self.first if self.first is not None else _collect_bulk(self.client, self.object_name, self.jobs,
+                                                                          self.options)
+        pending, result, options = self.frame, self.result, self.options
+        for round_ in range(options.lock_retries + 1):
+            if round_:
+                attempt = (
+                    _load_bulk(self.client, self.object_name, pending, options, result)
+                    if self.use_bulk and pending.height >= options.bulk_threshold
+                    else _load_collections(self.client, self.object_name, pending, options, self.describe)
+                )
+            result.add_accepted(attempt.accepted)
+            retry = [o for o in attempt.failed if o.code in RETRYABLE_ROW_CODES]
+            result.failed.extend(o for o in attempt.failed if o.code not in RETRYABLE_ROW_CODES)
+            if not retry:
+                return result
+            if round_ == options.lock_retries:
+                result.failed.extend(retry)
+                return result
+            delay = options.retry_base_delay_s * (2**round_)
+            log.warning("%d %s rows hit %s; retrying them in %.1fs", len(retry), self.object_name,
+                        ", ".join(sorted({o.code or "" for o in retry})), delay)
+            time.sleep(delay)
+            keys = pl.Series(KEY_COLUMN, [o.key for o in retry], dtype=pl.Utf8)
+            pending = pending.filter(pl.col(KEY_COLUMN).is_in(keys.implode()))
         return result
+
+
+def start_load(client: SalesforceClient, object_name: str, frame: pl.DataFrame, options: LoadOptions,
+               describe: ObjectDescribe) -> PendingLoad:
+    """Submit `frame`: Bulk jobs are created, uploaded and closed (not awaited); Collections run at once."""
+    result = LoadResult()
     sort_by = [c for c in options.parent_sort_columns if c in frame.columns] + [KEY_COLUMN]
-    pending = frame.sort(sort_by, nulls_last=True)
+    ordered = frame.sort(sort_by, nulls_last=True)
     use_bulk = not options.serial and frame.height >= options.bulk_threshold
-    result.mode = "bulk" if use_bulk else "collections"
-    for attempt in range(options.lock_retries + 1):
-        outcome = (
-            _load_bulk(client, object_name, pending, options, result)
-            if use_bulk and pending.height >= options.bulk_threshold
-            else _load_collections(client, object_name, pending, options, describe)
-        )
-        result.add_accepted(outcome.accepted)
-        retry = [o for o in outcome.failed if o.code in RETRYABLE_ROW_CODES]
-        result.failed.extend(o for o in outcome.failed if o.code not in RETRYABLE_ROW_CODES)
-        if not retry:
-            return result
-        if attempt == options.lock_retries:
-            result.failed.extend(retry)
-            return result
-        delay = options.retry_base_delay_s * (2**attempt)
-        log.warning("%d %s rows hit %s; retrying them in %.1fs", len(retry), object_name,
-                    ", ".join(sorted({o.code or "" for o in retry})), delay)
-        time.sleep(delay)
-        keys = pl.Series(KEY_COLUMN, [o.key for o in retry], dtype=pl.Utf8)
-        pending = pending.filter(pl.col(KEY_COLUMN).is_in(keys.implode()))
-    return result
+    result.mode = "bulk" if use_bulk else ("collections" if frame.height else "none")
+    pending = PendingLoad(client, object_name, ordered, options, describe, result, use_bulk)
+    if frame.height == 0:
+        pending.first = _Attempt(pl.DataFrame(schema=ACCEPTED_SCHEMA), [])
+    elif use_bulk:
+        pending.jobs = _submit_bulk(client, object_name, ordered, options, result)
+    else:
+        pending.first = _load_collections(client, object_name, ordered, options, describe)
+    return pending
 
 
 # -- Bulk API 2.0 ---------------------------------------------------------------------------------------
@@ -142,12 +180,11 @@ def _csv_pieces(frame: pl.DataFrame) -> list[pl.DataFrame]:
     return [frame.slice(offset, rows_per_piece) for offset in range(0, frame.height, rows_per_piece)]
 
 
-def _load_bulk(client: SalesforceClient, object_name: str, frame: pl.DataFrame, options: LoadOptions,
-               result: LoadResult) -> _Attempt:
-    accepted: list[pl.DataFrame] = []
-    failed: list[RowOutcome] = []
+def _submit_bulk(client: SalesforceClient, object_name: str, frame: pl.DataFrame, options: LoadOptions,
+                 result: LoadResult) -> list[tuple[str, pl.DataFrame]]:
+    """Create, upload and close one job per piece; returns (job id, piece) pairs, not yet awaited."""
+    jobs: list[tuple[str, pl.DataFrame]] = []
     columns = data_columns(frame)
-    key_field = _key_field(options)
     for piece in _csv_pieces(frame):
         csv_text = piece.select(columns).write_csv(null_value="")
         job_id = client.bulk_create_job(object_name, options.operation, options.external_id)
@@ -159,11 +196,27 @@ def _load_bulk(client: SalesforceClient, object_name: str, frame: pl.DataFrame, 
             # Leave no job half-open in the org; the rows are retried by the caller or reported.
             client.bulk_abort(object_name, job_id)
             raise
+        jobs.append((job_id, piece))
+    return jobs
+
+
+def _collect_bulk(client: SalesforceClient, object_name: str, jobs: list[tuple[str, pl.DataFrame]],
+                  options: LoadOptions) -> _Attempt:
+    """Wait for each submitted job and read its results."""
+    accepted: list[pl.DataFrame] = []
+    failed: list[RowOutcome] = []
+    key_field = _key_field(options)
+    for job_id, piece in jobs:
         info = client.bulk_wait(object_name, job_id, poll_s=options.poll_s, timeout_s=options.job_timeout_s)
         piece_accepted, piece_failed = _bulk_outcomes(client, object_name, job_id, info, piece, key_field)
         accepted.append(piece_accepted)
         failed.extend(piece_failed)
     return _Attempt(pl.concat(accepted) if accepted else pl.DataFrame(schema=ACCEPTED_SCHEMA), failed)
+
+
+def _load_bulk(client: SalesforceClient, object_name: str, frame: pl.DataFrame, options: LoadOptions,
+               result: LoadResult) -> _Attempt:
+    return _collect_bulk(client, object_name, _submit_bulk(client, object_name, frame, options, result), options)
 
 
 def _results_frame(text: str) -> pl.DataFrame:

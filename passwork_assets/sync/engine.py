@@ -33,7 +33,7 @@ from passwork_assets.salesforce.client import (
     SalesforceUnavailable,
 )
 from passwork_assets.salesforce.describe import ObjectDescribe
-from passwork_assets.salesforce.loader import LoadOptions, LoadResult, load_records
+from passwork_assets.salesforce.loader import LoadOptions, LoadResult, PendingLoad, start_load
 from passwork_assets.salesforce.describe import DescribeError, ObjectNotFound
 from passwork_assets.source.connect import SourceConnectionError, open_connection
 from passwork_assets.source.extract import ExtractError, stream_frames
@@ -149,6 +149,15 @@ class _CursorTracker:
         self.last = chunk_last if self.last is None or chunk_last > self.last else self.last
 
 
+@dataclass
+class _InFlight:
+    """A chunk's rows that were submitted, and the cursor value that becomes safe once they are accounted."""
+
+    pending: PendingLoad
+    rows: pl.DataFrame
+    cursor_after: Any
+
+
 class FlowRun:
     """One flow's run; `run()` never raises for a data or Salesforce problem, it reports it."""
 
@@ -224,21 +233,32 @@ class FlowRun:
         self.result.sql_params = dict(query.params)
         tracker = _CursorTracker(flow.source.cursor)
         connection = self.mappings.connections[flow.source.connection]
+        # One chunk's load may be in flight while the next chunk is prepared (never two jobs at once). The
+        # cursor moves only past chunks whose rows are all accounted for.
+        in_flight: _InFlight | None = None
         with open_connection(connection) as conn:
             for frame in stream_frames(conn, query, chunk_rows=self.settings.chunk_rows,
                                        statement_timeout_s=connection.statement_timeout_s):
                 self.result.extracted += frame.height
-                self._process_chunk(frame, describe, parents)
+                changed = self._prepare_chunk(frame, describe, parents)
                 tracker.observe(frame)
-                if not self.dry_run and tracker.safe is not None:
+                if in_flight is not None:
+                    self._complete(in_flight)
+                    in_flight = None
+                if changed is not None:
+                    in_flight = self._submit(changed, describe, cursor_after=tracker.safe)
+                elif not self.dry_run and tracker.safe is not None:
                     self.state.set_cursor(flow.flow, tracker.safe)
+        if in_flight is not None:
+            self._complete(in_flight)
         if not self.dry_run and tracker.last is not None:
             self.state.set_cursor(flow.flow, tracker.last)
         self.result.cursor_after = None if tracker.last is None else str(tracker.last)
         self._retry_held_back(describe)
 
-    def _process_chunk(self, frame: pl.DataFrame, describe: ObjectDescribe,
-                       parents: dict[str, ObjectDescribe]) -> None:
+    def _prepare_chunk(self, frame: pl.DataFrame, describe: ObjectDescribe,
+                       parents: dict[str, ObjectDescribe]) -> pl.DataFrame | None:
+        """Transform a chunk, keep its rejects, and return the rows to send (None when there are none)."""
         transformed = build_records(frame, self.flow, describe, parents)
         records = self._yield_owned_fields(transformed.records)
         rejects = list(transformed.rejects)
@@ -246,7 +266,7 @@ class FlowRun:
         rejects.extend(cross_chunk)
         self._keep_rejects(rejects)
         if records.height == 0:
-            return
+            return None
         if self.full:
             changed = records
         else:
@@ -256,8 +276,8 @@ class FlowRun:
             changed = records.filter(pl.col(KEY_COLUMN).is_in(pl.Series(list(changed_keys), dtype=pl.Utf8).implode()))
         self.result.changed += changed.height
         if self.dry_run or changed.height == 0:
-            return
-        self._load(changed, describe)
+            return None
+        return changed
 
     def _yield_owned_fields(self, records: pl.DataFrame) -> pl.DataFrame:
         """Leave fields owned by a flow of higher precedence as they are on records that flow has written.
@@ -300,6 +320,17 @@ class FlowRun:
         return records.filter(~pl.col(KEY_COLUMN).is_in(pl.Series(repeated, dtype=pl.Utf8).implode())), rejects
 
     def _load(self, changed: pl.DataFrame, describe: ObjectDescribe) -> None:
+        """Send rows and account for them before returning."""
+        self._complete(self._submit(changed, describe, cursor_after=None))
+
+    def _complete(self, in_flight: _InFlight) -> None:
+        """Wait for a submitted load, account for every row, then move the cursor past its chunk."""
+        self._account(in_flight.pending.finish(), in_flight.rows)
+        if in_flight.cursor_after is not None and not self.dry_run:
+            self.state.set_cursor(self.flow.flow, in_flight.cursor_after)
+
+    def _submit(self, changed: pl.DataFrame, describe: ObjectDescribe, *, cursor_after: Any) -> _InFlight:
+        """Check the API budget and submit the rows (Bulk jobs are not awaited here)."""
         target = self.flow.target
         options = LoadOptions(
             operation=target.operation,
@@ -315,8 +346,7 @@ class FlowRun:
         estimate = 8 if changed.height >= options.bulk_threshold and not options.serial else -(-changed.height // 200)
         self.client.ensure_budget(estimate, self.settings.api_reserve,
                                   f"sending {changed.height} {target.object} rows of flow {self.flow.flow}")
-        loaded = load_records(self.client, target.object, changed, options, describe)
-        self._account(loaded, changed)
+        return _InFlight(start_load(self.client, target.object, changed, options, describe), changed, cursor_after)
 
     def _account(self, loaded: LoadResult, sent: pl.DataFrame) -> None:
         """Record what Salesforce accepted and keep every failure as a reject with its reason."""

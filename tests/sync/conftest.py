@@ -35,9 +35,12 @@ class World:
     product_seed: SeedSummary
     erp_seed: SeedSummary
 
+    chunk_rows: int = 200_000
+
     @property
     def settings(self) -> SyncSettings:
-        return SyncSettings(state_url=self.state_url, bulk_poll_s=0.1, retry_base_delay_s=0.02, lock_retries=6)
+        return SyncSettings(state_url=self.state_url, bulk_poll_s=0.1, retry_base_delay_s=0.02, lock_retries=6,
+                            chunk_rows=self.chunk_rows)
 
     def sync(self, **kwargs: Any) -> dict[str, FlowRunResult]:
         results = run_flows(load_mappings(self.mappings_dir), settings=self.settings, **kwargs)

@@ -183,12 +183,12 @@ def test_killed_run_then_rerun_equals_source(world: World) -> None:
     """Kill `passwork sync` while it loads, rerun it: Salesforce ends equal to the source, no duplicates."""
     world.edit_flow("product_usage", bulk_threshold=10)
     world.emulator.operator("faults", method="POST", json={"latency_ms": 150})
-    env = dict(os.environ)
+    env = dict(os.environ, PASSWORK_CHUNK_ROWS="40")  # many chunks: the kill lands between cursor moves
     proc = subprocess.Popen([sys.executable, "-m", "passwork_assets.cli", "sync", "--mappings",
                              str(world.mappings_dir)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
-        if world.sf().query("SELECT COUNT() FROM Contract")["totalSize"] > 0:
+        if world.sf().query("SELECT COUNT() FROM Usage__c")["totalSize"] > 0:
             break
         time.sleep(0.1)
     assert proc.poll() is None, "the run finished before it could be interrupted"
@@ -262,3 +262,27 @@ def test_field_owner_wins_whatever_the_run_order(world: World) -> None:
         assert names[key] == erp_names[key]
     product_only = [k for k in product_names if k not in erp_names and k in names]
     assert product_only and all(names[k] == product_names[k] for k in product_only)
+
+
+def test_many_chunks_with_bulk_jobs_account_for_every_row(world: World) -> None:
+    """Small chunks: each chunk's Bulk job is awaited while the next chunk is prepared; nothing is lost,
+    the cursor ends at the last row, and a re-sync sends nothing."""
+    world.chunk_rows = 40
+    world.edit_flow("product_usage", bulk_threshold=5)
+    world.emulator.operator("faults", method="POST", json={"seed": 11, "lock_rate": 0.1, "lock_objects": ["Usage__c"]})
+    results = world.sync()
+    world.emulator.operator("faults", method="POST", json={})
+    _assert_every_row_accounted(results)
+    usage = results["product_usage"]
+    assert usage.extracted > 3 * world.chunk_rows and len(usage.bulk_job_ids) > 3
+    keys = Counter(world.keys_in_salesforce("Usage__c", "UsageKey__c"))
+    assert all(n == 1 for n in keys.values())
+    rejected = {r["key"] for r in _rejects(world) if r["flow"] == "product_usage"}
+    assert set(_source_usage(world)) <= set(keys) | rejected
+    with psycopg.connect(world.product_url) as conn:
+        newest = conn.execute("SELECT max(updated_at) FROM public.usage_events").fetchone()[0]
+    from passwork_assets.state.store import StateStore
+
+    assert StateStore(world.state_url).get_cursor("product_usage") == newest.isoformat()
+    again = world.sync(flows=["product_usage"])["product_usage"]
+    assert (again.extracted, again.sent) == (0, 0)
