@@ -184,10 +184,7 @@ class FlowRun:
             with self.state.flow_lock(self.flow.flow):
                 if not self.dry_run:
                     self.run_id = self.state.start_run(self.flow.flow)
-                try:
-                    self._run_locked()
-                finally:
-                    self._finish(started, calls_before)
+                self._run_locked()
         except ApiBudgetExhausted as exc:
             self._fail(f"API budget: {exc}")
         except SalesforceUnavailable as exc:
@@ -203,20 +200,14 @@ class FlowRun:
         self.result.duration_s = round(time.monotonic() - started, 3)
         self.result.api_calls_used = self.client.usage.calls - calls_before
         self.result.api_remaining = self.client.usage.remaining
+        # The run history gets the final summary once, whether the flow succeeded or failed.
+        if self.run_id is not None:
+            self.state.finish_run(self.run_id, self.result.to_dict())
         return self.result
 
     def _fail(self, message: str) -> None:
         self.result.status = "failed"
         self.result.error = message
-        if self.run_id is not None:
-            self.state.finish_run(self.run_id, self.result.to_dict())
-
-    def _finish(self, started: float, calls_before: int) -> None:
-        self.result.duration_s = round(time.monotonic() - started, 3)
-        self.result.api_calls_used = self.client.usage.calls - calls_before
-        self.result.api_remaining = self.client.usage.remaining
-        if self.run_id is not None:
-            self.state.finish_run(self.run_id, self.result.to_dict())
 
     def _run_locked(self) -> None:
         flow = self.flow
