@@ -131,12 +131,7 @@ class Job:
 
     def created_json(self) -> dict[str, Any]:
         """The create answer (amp-labs write/launch-job-opportunity.json, bulk/read-launch-job-account.json)."""
-        body = self._head()
-        if self.external_id_field:
-            body["externalIdFieldName"] = self.external_id_field
-        body["concurrencyMode"] = "Parallel"
-        body["contentType"] = self.content_type
-        body["apiVersion"] = self._api_version()
+        body = self.changed_json()  # the same leading keys, in the same order
         if self.kind == "ingest":
             # No leading slash, as recorded.
             body["contentUrl"] = f"services/data/v{self.api_version}/jobs/ingest/{self.id}/batches"
