@@ -42,6 +42,7 @@ class Limits:
 
     def __init__(self, api_limit: int) -> None:
         self._lock = threading.Lock()
+        self.configured_limit = api_limit
         self.api_limit = api_limit
         self.api_used = 0
         self.by_endpoint: Counter[str] = Counter()
@@ -72,7 +73,10 @@ class Limits:
         return f"api-usage={self.api_used}/{self.api_limit}"
 
     def reset(self) -> None:
+        """Zero every counter and restore the daily limit the emulator started with (an operator may have
+        changed it), so a reset org is the same whatever ran before."""
         with self._lock:
+            self.api_limit = self.configured_limit
             self.api_used = 0
             self.by_endpoint.clear()
             self.counters.clear()

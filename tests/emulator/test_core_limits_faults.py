@@ -104,3 +104,9 @@ def test_bulk_job_failures_are_counted_down(sf, emulator) -> None:
 def test_bad_fault_settings_are_refused(emulator) -> None:
     with pytest.raises(Exception, match="error_rate: Input should be less than or equal to 1"):
         emulator.operator("faults", method="POST", json={"error_rate": 2})
+
+
+def test_reset_restores_the_configured_daily_limit(sf, emulator) -> None:
+    emulator.operator("limits", method="POST", json={"api_limit": 123, "api_used": 7})
+    emulator.reset()
+    assert emulator.operator("limits") == {"api_limit": 15000, "api_used": 0}
